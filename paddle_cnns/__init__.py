@@ -1,0 +1,7 @@
+"""paddle-cnns: the classic CNNs and seed 004's trick-CNN family for PaddlePaddle dygraph."""
+from .errors import CNNsError, DataError, UsageError
+from .models.tricks import PARENTS, VARIANTS, Tricks
+from .registry import ModelSpec, create_model, get_spec, list_models
+
+__all__ = ["CNNsError", "DataError", "UsageError", "Tricks", "VARIANTS", "PARENTS",
+           "ModelSpec", "create_model", "get_spec", "list_models"]

@@ -1,0 +1,74 @@
+"""The model registry: every network of the study is built by name through create_model."""
+from dataclasses import dataclass, field
+from typing import Callable
+
+import paddle.nn as nn
+
+from .errors import UsageError
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    builder: Callable[..., nn.Layer]   # builder(num_classes, in_channels, image_size, **options)
+    min_size: int                      # smallest square input (px) every layer has output for
+    family: str                        # "classic" or "trick"
+    summary: str                       # one line for listings and the report
+    options: dict = field(default_factory=dict)  # fixed keyword arguments for the builder
+
+
+MODELS: dict[str, ModelSpec] = {}
+# Functions that turn a name outside MODELS into a spec (families with open-ended names, such
+# as ad-hoc trick sets 'tricks-batch_norm+gap'); None means "not mine".
+RESOLVERS: list[Callable[[str], ModelSpec | None]] = []
+
+
+def register(spec: ModelSpec) -> ModelSpec:
+    if spec.name in MODELS:
+        raise ValueError(f"model {spec.name!r} registered twice")
+    MODELS[spec.name] = spec
+    return spec
+
+
+def register_resolver(fn):
+    RESOLVERS.append(fn)
+    return fn
+
+
+def _ensure_loaded() -> None:
+    from . import models  # noqa: F401  (importing the package registers every model)
+
+
+def get_spec(name: str) -> ModelSpec:
+    _ensure_loaded()
+    if name in MODELS:
+        return MODELS[name]
+    for resolve in RESOLVERS:
+        spec = resolve(name)
+        if spec is not None:
+            return spec
+    raise UsageError(f"unknown model {name!r}; known: {', '.join(list_models())}"
+                     " (or an ad-hoc trick set such as tricks-batch_norm+gap)")
+
+
+def list_models(family: str | None = None) -> list[str]:
+    """Registered names, classic networks first, then the trick variants in study order."""
+    _ensure_loaded()
+    return [n for n, s in MODELS.items() if family is None or s.family == family]
+
+
+def create_model(name: str, num_classes: int = 16, in_channels: int = 3, image_size: int = 224,
+                 **options) -> nn.Layer:
+    """Build a registered model for `num_classes` classes and square `image_size` inputs."""
+    spec = get_spec(name)
+    for arg, value, low in (("num_classes", num_classes, 2), ("in_channels", in_channels, 1),
+                            ("image_size", image_size, 1)):
+        if not isinstance(value, int) or value < low:
+            raise UsageError(f"{arg} must be an integer >= {low}, got {value!r}")
+    if image_size < spec.min_size:
+        raise UsageError(f"model {name!r} needs image_size >= {spec.min_size} px, got {image_size}; "
+                         f"use --image-size {spec.min_size} or more")
+    model = spec.builder(num_classes=num_classes, in_channels=in_channels, image_size=image_size,
+                         **{**spec.options, **options})
+    model.model_name = spec.name
+    return model

@@ -1,0 +1,66 @@
+"""The study's datasets behind one function, make_datasets, and a fast deterministic loader."""
+import os
+
+from ..errors import DataError, UsageError
+from .bundle import DEFAULT_CACHE_DIR, DataBundle
+from .caltech import DEFAULT_DIR as CALTECH_DIR
+from .caltech import is_caltech_source, prepare_caltech16, prepare_command, prepared_from, source_fingerprint
+from .dataset import ArrayDataset, check_image_size
+from .fashion_mnist import load_fashion_mnist, prepare_fashion_mnist
+from .folder import load_folder
+from .listed import load_listed
+from .loader import BatchLoader, make_loader
+from .synthetic import load_synthetic
+
+DATASETS: tuple[str, ...] = ("caltech16", "fashion_mnist", "folder", "synthetic")
+
+
+def make_datasets(name: str, data_dir: str | None = None, image_size: int = 224, *, augment: bool = False,
+                  cache_dir: str | None = None, max_per_class: int | None = None, seed: int = 0) -> DataBundle:
+    """The train/eval/test splits of dataset `name` at image_size x image_size px.
+
+    data_dir None means data/<name> under the current directory. For caltech16 it may also be a
+    Caltech-101 source (caltech-101.zip, 101_ObjectCategories.tar.gz or the extracted folder),
+    which is then prepared into data/caltech16 first (unless it already was, from that source),
+    or an AI Studio folder (label lists + Images.zip or images). Decoded images are cached in
+    cache_dir (default data/cache). augment applies seed 003's augmentation to the train split,
+    drawn from (seed, epoch, index). max_per_class keeps the first n images of each class per split.
+    """
+    if name not in DATASETS:
+        raise UsageError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    image_size = check_image_size(image_size)
+    if max_per_class is not None and (not isinstance(max_per_class, int) or max_per_class < 1):
+        raise UsageError(f"max_per_class must be a positive integer or None, got {max_per_class!r}")
+    options = {"augment": bool(augment), "max_per_class": max_per_class, "seed": int(seed)}
+    if name == "synthetic":
+        return load_synthetic(image_size, **options)
+    if name == "fashion_mnist":
+        return load_fashion_mnist(data_dir, image_size, cache_dir=cache_dir, **options)
+    if name == "folder":
+        return load_folder(data_dir, image_size, cache_dir=cache_dir, **options)
+    return _load_caltech16(data_dir, image_size, cache_dir=cache_dir, **options)
+
+
+def _load_caltech16(data_dir, image_size, **options) -> DataBundle:
+    if data_dir is not None and not os.path.exists(data_dir):
+        raise DataError(f"{data_dir} does not exist; pass a prepared Caltech-16 folder, an AI Studio folder "
+                        f"(label lists + Images.zip) or a Caltech-101 archive, or leave it out for {CALTECH_DIR}")
+    data_dir = data_dir or CALTECH_DIR
+    info = {}
+    if os.path.exists(data_dir) and is_caltech_source(data_dir):
+        prepared = prepared_from(CALTECH_DIR)
+        if prepared is None or prepared.get("fingerprint") != source_fingerprint(data_dir):
+            prepare_caltech16(data_dir, CALTECH_DIR, download=False)
+            prepared = prepared_from(CALTECH_DIR)
+        data_dir = CALTECH_DIR
+    else:
+        prepared = prepared_from(data_dir)
+    if prepared:
+        info = {"skipped_files": len(prepared.get("skipped_files", [])),
+                "prepared_from": prepared.get("source"), "archive_sha256": prepared.get("source_sha256")}
+    return load_listed("caltech16", data_dir, image_size, **options, info=info,
+                       not_prepared=f"Caltech-16 is not prepared in {data_dir}; run: {prepare_command(data_dir)}")
+
+
+__all__ = ["DATASETS", "DataBundle", "ArrayDataset", "BatchLoader", "make_datasets", "make_loader",
+           "prepare_caltech16", "prepare_fashion_mnist", "DEFAULT_CACHE_DIR"]

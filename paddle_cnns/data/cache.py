@@ -1,0 +1,126 @@
+"""The decoded cache: each split decoded and resized once into a uint8 .npy, memory-mapped after.
+
+A cache entry is two files, `<stem>.npy` (uint8 [N, C, S, S]) and `<stem>.json` (its metadata).
+Both are written under temporary names and renamed, the .npy first and the .json last, so the
+.json is the done-marker: an .npy without it, or of another size than it records, is a build
+that was killed and is rebuilt, never read.
+"""
+import glob
+import hashlib
+import json
+import os
+import time
+from typing import Callable
+
+import numpy as np
+
+CACHE_VERSION = 1  # bump when decoding or resizing changes, so old entries are not reused
+
+
+def cache_key(**parts) -> str:
+    text = json.dumps({"version": CACHE_VERSION, **parts}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def channel_stats(images: np.ndarray, chunk: int = 256) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of uint8 [N, C, H, W] on the 0..1 scale, exact (integer sums)."""
+    channels = images.shape[1]
+    counts = np.zeros((channels, 256), dtype=np.int64)
+    for start in range(0, len(images), chunk):
+        block = np.asarray(images[start:start + chunk])
+        for c in range(channels):
+            counts[c] += np.bincount(block[:, c].ravel(), minlength=256)
+    return stats_from_histogram(counts)
+
+
+def stats_from_histogram(counts: np.ndarray) -> tuple[list[float], list[float]]:
+    """Mean and std per channel from a [C, 256] histogram of pixel values."""
+    values = np.arange(256, dtype=np.int64)
+    n = counts.sum(axis=1)
+    s1 = (counts * values).sum(axis=1)
+    s2 = (counts * values * values).sum(axis=1)
+    mean = s1 / n
+    var = s2 / n - mean * mean
+    return [float(m) / 255 for m in mean], [float(np.sqrt(max(v, 0.0))) / 255 for v in var]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale_temporaries(stem: str) -> None:
+    """Delete temporaries of builds whose process is gone (killed mid-build)."""
+    for path in glob.glob(glob.escape(stem) + ".*.tmp-*"):
+        try:
+            if not _pid_alive(int(path.rsplit("-", 1)[1])):
+                os.remove(path)
+        except (ValueError, OSError):
+            pass
+
+
+def load(stem: str, key: str, shape: tuple) -> tuple[np.ndarray, dict] | None:
+    """The cached array (memory-mapped, read-only) and its metadata, or None if absent or incomplete."""
+    try:
+        with open(stem + ".json", encoding="utf-8") as f:
+            meta = json.load(f)
+        if meta.get("key") != key or tuple(meta.get("shape", ())) != tuple(shape):
+            return None
+        if os.path.getsize(stem + ".npy") != meta.get("npy_bytes"):
+            return None
+        array = np.load(stem + ".npy", mmap_mode="r")
+    except (OSError, ValueError, json.JSONDecodeError):
+        return None
+    if array.shape != tuple(shape) or array.dtype != np.uint8:
+        return None
+    return array, meta
+
+
+def load_or_build(cache_dir: str, name: str, key: str, shape: tuple,
+                  decode: Callable[[int], np.ndarray], meta: dict, with_stats: bool = False
+                  ) -> tuple[np.ndarray, dict]:
+    """Return the cached uint8 array of `shape` for `key`, building it with decode(i) -> row i if needed.
+
+    `meta` is stored alongside (plus the build time and, with_stats, the per-channel mean/std).
+    The returned metadata has `built` True when this call built the entry.
+    """
+    stem = os.path.join(cache_dir, f"{name}-{key}")
+    found = load(stem, key, shape)
+    if found is not None:
+        return found[0], {**found[1], "built": False}
+    os.makedirs(cache_dir, exist_ok=True)
+    _remove_stale_temporaries(stem)
+    for suffix in (".json", ".npy"):  # an old or partial entry: the .json goes first
+        if os.path.exists(stem + suffix):
+            os.remove(stem + suffix)
+    start = time.perf_counter()
+    npy_tmp = f"{stem}.npy.tmp-{os.getpid()}"
+    json_tmp = f"{stem}.json.tmp-{os.getpid()}"
+    try:
+        array = np.lib.format.open_memmap(npy_tmp, mode="w+", dtype=np.uint8, shape=tuple(shape))
+        for i in range(shape[0]):
+            array[i] = decode(i)
+        array.flush()
+        stats = channel_stats(array) if with_stats else None
+        del array
+        os.replace(npy_tmp, stem + ".npy")
+        record = {**meta, "key": key, "shape": list(shape), "npy_bytes": os.path.getsize(stem + ".npy"),
+                  "build_seconds": round(time.perf_counter() - start, 3)}
+        if stats is not None:
+            record["mean"], record["std"] = stats
+        with open(json_tmp, "w", encoding="utf-8") as f:
+            json.dump(record, f, indent=1, sort_keys=True)
+        os.replace(json_tmp, stem + ".json")
+    finally:
+        for path in (npy_tmp, json_tmp):
+            if os.path.exists(path):
+                os.remove(path)
+    found = load(stem, key, shape)
+    if found is None:  # pragma: no cover - only if another process removed it meanwhile
+        raise OSError(f"cache entry {stem}.npy vanished right after it was written")
+    return found[0], {**found[1], "built": True}

@@ -1,0 +1,120 @@
+"""Where a label list's images live: a folder or a zip (AI Studio's Images.zip), read by path."""
+import hashlib
+import os
+import zipfile
+
+from ..errors import DataError
+
+IMAGE_FOLDERS = ("images", "image", "imgs")  # subfolders tried when list paths omit them (any case)
+
+
+class FolderStore:
+    """Images under `root`; a file's fingerprint is its size and modification time."""
+
+    def __init__(self, root: str):
+        self.root = root
+        self.description = root
+
+    def has(self, rel: str) -> bool:
+        return os.path.isfile(os.path.join(self.root, rel))
+
+    def read(self, rel: str) -> bytes:
+        path = os.path.join(self.root, rel)
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except OSError as e:
+            raise DataError(f"cannot read image {path} ({e.strerror or e}); check the file") from None
+
+    def fingerprint(self, rel: str) -> str:
+        st = os.stat(os.path.join(self.root, rel))
+        return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+class ZipStore:
+    """Images inside a zip; list paths may include or omit the zip's top folder (Images/...)."""
+
+    def __init__(self, path: str):
+        self.description = path
+        try:
+            self.zip = zipfile.ZipFile(path)
+        except (OSError, zipfile.BadZipFile) as e:
+            raise DataError(f"cannot open {path} ({e}); it is truncated or not a zip, download it again") from None
+        self.members = {}
+        stripped = {}
+        for info in self.zip.infolist():
+            if info.is_dir() or info.filename.startswith("__MACOSX/"):
+                continue
+            self.members[info.filename] = info
+            head, _, tail = info.filename.partition("/")
+            if tail:
+                stripped.setdefault(tail, info)
+        for tail, info in stripped.items():
+            self.members.setdefault(tail, info)
+
+    def _info(self, rel: str):
+        info = self.members.get(rel)
+        if info is None and "/" in rel:
+            info = self.members.get(rel.partition("/")[2])
+        return info
+
+    def has(self, rel: str) -> bool:
+        return self._info(rel) is not None
+
+    def read(self, rel: str) -> bytes:
+        try:
+            return self.zip.read(self._info(rel))
+        except (OSError, zipfile.BadZipFile, EOFError) as e:
+            raise DataError(f"cannot read {rel} from {self.description} ({e}); the zip is damaged, "
+                            "download it again") from None
+
+    def fingerprint(self, rel: str) -> str:
+        info = self._info(rel)  # size and CRC-32 of the content, from the zip's directory
+        return f"{info.file_size}:{info.CRC:08x}"
+
+
+def open_store(data_dir: str, paths: list[str]) -> FolderStore | ZipStore:
+    """The folder or Images.zip in data_dir that holds the first few list paths (data_dir if none)."""
+    try:
+        names = sorted(os.listdir(data_dir))
+    except OSError:
+        names = []
+    roots = [data_dir] + [os.path.join(data_dir, n) for n in names
+                          if n.lower() in IMAGE_FOLDERS and os.path.isdir(os.path.join(data_dir, n))]
+    probe = paths[:5]
+    for root in roots:
+        store = FolderStore(root)
+        if all(store.has(p) for p in probe):
+            return store
+    for name in names:
+        if name.lower().endswith(".zip") and name.lower().startswith(IMAGE_FOLDERS):
+            store = ZipStore(os.path.join(data_dir, name))
+            if all(store.has(p) for p in probe):
+                return store
+    return FolderStore(data_dir)
+
+
+def has_images(data_dir: str) -> bool:
+    """Whether data_dir has an images folder or Images.zip at all (else it is just lists)."""
+    try:
+        names = os.listdir(data_dir)
+    except OSError:
+        return False
+    return any(n.lower() in IMAGE_FOLDERS or (n.lower().endswith(".zip") and n.lower().startswith(IMAGE_FOLDERS))
+               for n in names)
+
+
+def check_present(store, entries: list[tuple[str, int]], list_path: str) -> None:
+    missing = [p for p, _ in entries if not store.has(p)]
+    if missing:
+        first = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+        raise DataError(f"label list {list_path} points to {len(missing)} missing file(s) in "
+                        f"{store.description}: {first}; fix the list or restore the images")
+
+
+def fingerprint(store, entries: list[tuple[str, int]]) -> str:
+    """Checksum of a split: its entries, and each file's size and mtime (folder) or CRC (zip)."""
+    h = hashlib.sha256()
+    for path, label in entries:
+        h.update(f"{path}\t{label}\t{store.fingerprint(path)}\n".encode())
+    return h.hexdigest()

@@ -2,6 +2,7 @@
 from dataclasses import dataclass, field
 from typing import Callable
 
+import paddle
 import paddle.nn as nn
 
 from .errors import UsageError
@@ -68,7 +69,11 @@ def create_model(name: str, num_classes: int = 16, in_channels: int = 3, image_s
     if image_size < spec.min_size:
         raise UsageError(f"model {name!r} needs image_size >= {spec.min_size} px, got {image_size}; "
                          f"use --image-size {spec.min_size} or more")
-    model = spec.builder(num_classes=num_classes, in_channels=in_channels, image_size=image_size,
-                         **{**spec.options, **options})
+    # Fresh parameter names (conv2d_0.w_0, ...) for every model, whatever was built before in
+    # this process: optimizer checkpoints are keyed by these names, so a rebuilt model must
+    # get the same ones to resume.
+    with paddle.utils.unique_name.guard():
+        model = spec.builder(num_classes=num_classes, in_channels=in_channels,
+                             image_size=image_size, **{**spec.options, **options})
     model.model_name = spec.name
     return model

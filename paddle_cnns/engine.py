@@ -1,0 +1,194 @@
+"""The one train/eval loop every model shares. It yields plain dicts; callers decide where they go.
+
+Schedules are stated in epochs and stepped per iteration; the loop is resumable at any step
+boundary from a TrainState, and it knows nothing about files, VisualDL or pandas.
+"""
+import itertools
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+
+from .errors import UsageError
+
+AUX_WEIGHT = 0.3  # GoogLeNet's auxiliary losses count 0.3 each (Szegedy et al. 2014)
+
+
+class Diverged(Exception):
+    """The loss became NaN or infinite; the model's weights after this step are not usable."""
+
+    def __init__(self, epoch: int, step: int):
+        super().__init__(f"non-finite loss at epoch {epoch} step {step}; lower --lr")
+        self.epoch, self.step = epoch, step
+
+
+class Interrupted(Exception):
+    """A stop was requested (Ctrl-C); the state is consistent at a step boundary."""
+
+
+def piecewise_decay(lr: float, epochs: int, steps_per_epoch: int, decay_epochs=(), gamma=0.1):
+    """LR x gamma at each epoch in `decay_epochs`, converted once to iteration boundaries.
+
+    The scheduler must then be stepped once per batch (paddle.hapi steps some schedulers
+    per epoch and some per batch; here it is always per batch, and logged).
+    """
+    decay_epochs = sorted(decay_epochs)
+    if any(not 0 < e < epochs for e in decay_epochs):
+        raise UsageError(f"decay epochs must lie strictly between 0 and {epochs}, got {decay_epochs}")
+    if not decay_epochs:  # paddle's PiecewiseDecay refuses empty boundaries: a constant schedule
+        return paddle.optimizer.lr.PiecewiseDecay([epochs * steps_per_epoch], [lr, lr])
+    boundaries = [e * steps_per_epoch for e in decay_epochs]
+    return paddle.optimizer.lr.PiecewiseDecay(boundaries, [lr * gamma**i for i in range(len(boundaries) + 1)])
+
+
+def default_decay_epochs(epochs: int) -> tuple[int, ...]:
+    """x0.1 at 50% and 75% of training (rounded, distinct, inside the run)."""
+    points = sorted({round(epochs * 0.5), round(epochs * 0.75)})
+    return tuple(p for p in points if 0 < p < epochs)
+
+
+OPTIMIZERS = ("momentum", "sgd", "adam")
+
+
+def make_optimizer(name: str, parameters, scheduler, weight_decay: float = 0.0, momentum: float = 0.9):
+    decay = paddle.regularizer.L2Decay(weight_decay) if weight_decay else None
+    if name == "momentum":
+        return paddle.optimizer.Momentum(scheduler, momentum=momentum, parameters=parameters,
+                                         weight_decay=decay)
+    if name == "sgd":
+        return paddle.optimizer.SGD(scheduler, parameters=parameters, weight_decay=decay)
+    if name == "adam":
+        return paddle.optimizer.Adam(scheduler, parameters=parameters, weight_decay=decay)
+    raise UsageError(f"unknown optimizer {name!r}; known: {', '.join(OPTIMIZERS)}")
+
+
+@dataclass
+class TrainState:
+    """Everything besides weights, optimizer and RNG that a resumed run needs to continue exactly."""
+    epoch: int = 0                      # completed epochs
+    step_in_epoch: int = 0              # completed steps of the current epoch
+    global_step: int = 0
+    best_eval_acc: float = -1.0
+    best_epoch: int = 0
+    history: list = field(default_factory=list)    # one metrics row per completed epoch
+    partial: dict = field(default_factory=dict)    # running sums of the current epoch
+
+
+def step_seed(seed: int, global_step: int) -> int:
+    """The RNG seed of one training step: a function of the run's seed and the step alone.
+
+    Reseeding paddle's generator before every step makes dropout masks independent of what
+    ran before in the process, so a resumed run (or a paddle 2.6 install, whose generator state
+    does not survive pickling) draws exactly the masks an uninterrupted run draws.
+    """
+    return int(np.random.SeedSequence([seed, global_step]).generate_state(1)[0])
+
+
+def _split_outputs(out):
+    if isinstance(out, (tuple, list)):
+        return out[0], list(out[1:])
+    return out, []
+
+
+@paddle.no_grad()
+def evaluate(model, loader: Iterable, num_classes: int) -> dict:
+    """Loss, top-1, top-5, balanced accuracy, per-class accuracy and confusion matrix."""
+    model.eval()
+    k5 = min(5, num_classes)
+    acc = paddle.metric.Accuracy(topk=(1, k5))
+    loss_sum, n = 0.0, 0
+    confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
+    for x, y in loader:
+        logits = model(x)
+        loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
+        acc.update(acc.compute(logits, y))
+        pred = logits.argmax(axis=1).numpy()
+        np.add.at(confusion, (y.numpy().reshape(-1), pred), 1)
+        n += int(y.shape[0])
+    if n == 0:
+        raise UsageError("evaluation split is empty")
+    top1, top5 = (float(a) for a in acc.accumulate())
+    support = confusion.sum(axis=1)
+    per_class = np.divide(np.diag(confusion), support, out=np.full(num_classes, np.nan),
+                          where=support > 0)
+    return {"loss": loss_sum / n, "acc": top1, "top5": top5,
+            "balanced_acc": float(np.nanmean(per_class)), "per_class_acc": per_class.tolist(),
+            "confusion": confusion.tolist(), "n": n}
+
+
+def fit(model, optimizer, scheduler, train_batches: Callable[[int], Iterable], eval_loader: Iterable,
+        epochs: int, num_classes: int, state: TrainState | None = None, *, seed: int = 0,
+        amp: bool = False,
+        stop_requested: Callable[[], bool] = lambda: False,
+        on_step: Callable[[TrainState], None] | None = None) -> Iterator[dict]:
+    """Train until `epochs` are complete, yielding one metrics row per epoch.
+
+    `train_batches(epoch)` returns that epoch's (x, y) batches in a fixed order, so a run
+    resumed mid-epoch skips the batches it already trained on. `state` is updated in place
+    after every step, so whatever the caller saves between steps resumes exactly.
+    """
+    state = state or TrainState()
+    scaler = paddle.amp.GradScaler() if amp else None
+    while state.epoch < epochs:
+        epoch = state.epoch + 1
+        model.train()
+        p = state.partial or {"loss_sum": 0.0, "correct": 0, "n": 0, "seconds": 0.0}
+        state.partial = p
+        batches = itertools.islice(iter(train_batches(epoch)), state.step_in_epoch, None)
+        lr_at_start = optimizer.get_lr()
+        tick = time.perf_counter()
+        for x, y in batches:
+            paddle.seed(step_seed(seed, state.global_step))
+            with paddle.amp.auto_cast(enable=amp):
+                logits, aux = _split_outputs(model(x))
+                main = F.cross_entropy(logits, y)
+                loss = main + sum(AUX_WEIGHT * F.cross_entropy(a, y) for a in aux) if aux else main
+            # One host read per step to stop within one step of a divergence. CPU kernels run
+            # synchronously, so it costs nothing there; on a GPU it is one small sync.
+            main_value = float(main)
+            if not math.isfinite(main_value) or (aux and not math.isfinite(float(loss))):
+                raise Diverged(epoch, state.step_in_epoch + 1)
+            if scaler is not None:
+                scaled = scaler.scale(loss)
+                scaled.backward()
+                scaler.minimize(optimizer, scaled)
+            else:
+                loss.backward()
+                optimizer.step()
+            optimizer.clear_grad()
+            scheduler.step()
+            b = int(y.shape[0])
+            p["loss_sum"] += main_value * b
+            p["correct"] += int((logits.argmax(axis=1) == y).astype("int64").sum())
+            p["n"] += b
+            now = time.perf_counter()
+            p["seconds"] += now - tick
+            tick = now
+            state.step_in_epoch += 1
+            state.global_step += 1
+            if on_step is not None:
+                on_step(state)
+            if stop_requested():
+                raise Interrupted()
+        if p["n"] == 0:
+            raise UsageError("the training split gave no batches; check the dataset and --batch-size")
+        eval_start = time.perf_counter()
+        ev = evaluate(model, eval_loader, num_classes)
+        row = {
+            "epoch": epoch,
+            "train_loss": p["loss_sum"] / p["n"], "train_acc": p["correct"] / p["n"],
+            "eval_loss": ev["loss"], "eval_acc": ev["acc"], "eval_top5": ev["top5"],
+            "eval_balanced_acc": ev["balanced_acc"],
+            "lr": lr_at_start,
+            "epoch_time": p["seconds"], "eval_time": time.perf_counter() - eval_start,
+            "images_per_s": p["n"] / p["seconds"] if p["seconds"] > 0 else float("nan"),
+        }
+        state.epoch, state.step_in_epoch, state.partial = epoch, 0, {}
+        state.history.append(row)
+        if row["eval_acc"] > state.best_eval_acc:
+            state.best_eval_acc, state.best_epoch = row["eval_acc"], epoch
+        yield row

@@ -37,7 +37,8 @@ class ArrayDataset(paddle.io.Dataset):
             raise ValueError(f"{len(images)} images but {len(self.labels)} labels")
         channels, height, width = images.shape[1:]
         self.mean = np.asarray(mean, dtype=np.float32).reshape(channels)
-        self.std = np.asarray(std, dtype=np.float32).reshape(channels)
+        # A floor of one grey level: a constant channel (e.g. a blank test set) must not divide by 0.
+        self.std = np.maximum(np.asarray(std, dtype=np.float32).reshape(channels), 1 / 255)
         self.image_size = int(image_size or height)
         self.augment = bool(augment)
         self.seed = int(seed)

@@ -74,24 +74,31 @@ class ZipStore:
 
 
 def open_store(data_dir: str, paths: list[str]) -> FolderStore | ZipStore:
-    """The folder or Images.zip in data_dir that holds the first few list paths (data_dir if none)."""
+    """The folder or Images.zip in data_dir holding most of a sample of the list's paths.
+
+    Candidates: data_dir itself, an images/ (or Images/, imgs/) folder, an Images.zip; the
+    paths may be relative to any of them. With none holding any path, data_dir (so the caller's
+    missing-file check names what is missing).
+    """
     try:
         names = sorted(os.listdir(data_dir))
     except OSError:
         names = []
-    roots = [data_dir] + [os.path.join(data_dir, n) for n in names
-                          if n.lower() in IMAGE_FOLDERS and os.path.isdir(os.path.join(data_dir, n))]
-    probe = paths[:5]
-    for root in roots:
-        store = FolderStore(root)
-        if all(store.has(p) for p in probe):
-            return store
-    for name in names:
-        if name.lower().endswith(".zip") and name.lower().startswith(IMAGE_FOLDERS):
-            store = ZipStore(os.path.join(data_dir, name))
-            if all(store.has(p) for p in probe):
-                return store
-    return FolderStore(data_dir)
+    candidates = [lambda: FolderStore(data_dir)]
+    candidates += [lambda n=n: FolderStore(os.path.join(data_dir, n)) for n in names
+                   if n.lower() in IMAGE_FOLDERS and os.path.isdir(os.path.join(data_dir, n))]
+    candidates += [lambda n=n: ZipStore(os.path.join(data_dir, n)) for n in names
+                   if n.lower().endswith(".zip") and n.lower()[:-4] in IMAGE_FOLDERS]
+    sample = paths[::max(1, len(paths) // 20)]
+    best, best_hits = None, 0
+    for make in candidates:
+        store = make()
+        hits = sum(store.has(p) for p in sample)
+        if hits > best_hits:
+            best, best_hits = store, hits
+        if hits == len(sample):
+            break
+    return best or FolderStore(data_dir)
 
 
 def has_images(data_dir: str) -> bool:
@@ -100,7 +107,7 @@ def has_images(data_dir: str) -> bool:
         names = os.listdir(data_dir)
     except OSError:
         return False
-    return any(n.lower() in IMAGE_FOLDERS or (n.lower().endswith(".zip") and n.lower().startswith(IMAGE_FOLDERS))
+    return any(n.lower() in IMAGE_FOLDERS or (n.lower().endswith(".zip") and n.lower()[:-4] in IMAGE_FOLDERS)
                for n in names)
 
 

@@ -5,14 +5,23 @@ import sys
 from ablations.cli import main_guard, quiet_paddle_logs
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show defaults, except None/False ones (their help says what happens without the option)."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m ablations.prepare",
         description="Prepare a dataset: select, split and check the images, write the label lists.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     sub = parser.add_subparsers(dest="dataset", required=True, metavar="DATASET")
     caltech = sub.add_parser(
-        "caltech16", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "caltech16", formatter_class=HelpFormatter,
         help="the 16 largest Caltech-101 categories, split 70/15/15",
         description="Select Caltech-16 from Caltech-101, split it 70/15/15 per class with a fixed seed, check "
                     "every image decodes, and write images/, Train.txt, Eval.txt, Test.txt, labels.txt and "
@@ -23,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     caltech.add_argument("--out", default="data/caltech16", help="folder for the images and label lists")
     caltech.add_argument("--no-download", action="store_true", help="fail instead of downloading when --source is absent")
     fmnist = sub.add_parser(
-        "fashion_mnist", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "fashion_mnist", formatter_class=HelpFormatter,
         help="Fashion-MNIST's four IDX files",
         description="Check and copy (or download) Fashion-MNIST's four IDX .gz files into --out.")
     fmnist.add_argument("--source", default=None,

@@ -74,6 +74,26 @@ def test_truncated_archive(capsys, out, tree, tmp_path):
     assert_untouched(out)
 
 
+def test_archive_cut_anywhere_is_detected_even_at_a_member_boundary(tree, tmp_path):
+    """tarfile itself takes a tar cut between two members for a complete, shorter archive."""
+    from paddle_cnns.data.caltech import scan_source
+    from paddle_cnns.errors import DataError
+
+    gz = read(make_tar_gz(tree, str(tmp_path / "whole.tar.gz")))
+    plain_path = tmp_path / "whole.tar"
+    with tarfile.open(plain_path, "w") as tar:
+        tar.add(tree, arcname="101_ObjectCategories")
+    plain = read(str(plain_path))
+    with tarfile.open(plain_path) as tar:
+        boundaries = [m.offset for m in tar.getmembers()[5::7]]
+    cuts = [("a.tar.gz", gz[:n]) for n in range(200, len(gz), len(gz) // 15)]
+    cuts += [("a.tar", plain[:n]) for n in boundaries + [b + 700 for b in boundaries]]
+    for name, data in cuts:
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(DataError, match="truncated"):
+            scan_source(str(tmp_path / name))
+
+
 def test_archive_without_101_object_categories(capsys, out, tree, tmp_path):
     other = tmp_path / "other"
     shutil.copytree(tree, other / "SomethingElse")

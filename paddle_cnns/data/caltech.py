@@ -6,9 +6,12 @@ same on every numpy and OS); checks every selected JPEG decodes; computes the tr
 per-channel mean/std; and writes `images/<class>/<file>`, Train.txt, Eval.txt, Test.txt,
 labels.txt and stats.json into out_dir, all or nothing.
 """
+import bz2
+import gzip
 import hashlib
 import io
 import json
+import lzma
 import os
 import shutil
 import tarfile
@@ -92,6 +95,9 @@ def scan_source(source: str) -> Scan:
                 scan = _scan_tar(source, "tar", f)
     except DataError:
         raise
+    except PermissionError:
+        raise DataError(f"cannot read {source}: permission denied; make it readable or copy it somewhere "
+                        "you can read") from None
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, OSError) as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise DataError(f"cannot read {source} as a zip or tar.gz archive ({reason}); it is truncated, "
@@ -108,9 +114,38 @@ def _relative_parts(name: str) -> list[str] | None:
     return parts[parts.index(ROOT) + 1:]
 
 
+class _CountingReader:
+    """A read-only stream that counts the bytes read through it."""
+
+    def __init__(self, stream):
+        self.stream, self.count = stream, 0
+
+    def read(self, size=-1) -> bytes:
+        data = self.stream.read(size)
+        self.count += len(data)
+        return data
+
+
+def _decompressed(fileobj):
+    """fileobj decompressed by its magic bytes (gzip, bzip2, xz) or as is, counting the bytes read.
+
+    Decompressing ourselves rather than with tarfile's "r|*" makes a truncated .gz raise (the
+    gzip module checks the end-of-stream marker and CRC; tarfile's stream reader does not).
+    """
+    magic = fileobj.peek(6)[:6] if hasattr(fileobj, "peek") else b""
+    if magic.startswith(b"\x1f\x8b"):
+        fileobj = gzip.GzipFile(fileobj=fileobj, mode="rb")
+    elif magic.startswith(b"BZh"):
+        fileobj = bz2.BZ2File(fileobj, mode="rb")
+    elif magic.startswith(b"\xfd7zXZ"):
+        fileobj = lzma.LZMAFile(fileobj, mode="rb")
+    return _CountingReader(fileobj)
+
+
 def _scan_tar(source: str, kind: str, fileobj) -> Scan:
     scan = Scan(source, kind)
-    with tarfile.open(fileobj=fileobj, mode="r|*") as tar:  # streamed: one pass, no seeking
+    stream = _decompressed(fileobj)
+    with tarfile.open(fileobj=stream, mode="r|") as tar:  # streamed: one pass, no seeking
         for member in tar:
             rel = _relative_parts(member.name)
             if rel is None or member.isdir():
@@ -120,6 +155,14 @@ def _scan_tar(source: str, kind: str, fileobj) -> Scan:
                 continue
             data = tar.extractfile(member).read()
             scan.add(rel, lambda data=data: data, int(member.mtime) * 10**9)
+        end = tar.offset
+    while stream.read(1 << 20):  # to the end: a truncated .gz raises EOFError here
+        pass
+    # tarfile takes an archive cut at a member boundary for a complete one; a complete archive
+    # ends with two zero blocks (1024 bytes) after its last member.
+    if stream.count < end + 2 * tarfile.BLOCKSIZE:
+        raise DataError(f"cannot read {source}: the archive ends without its end-of-archive marker, it is "
+                        "truncated: download it again")
     return scan
 
 

@@ -5,9 +5,10 @@
   2. loader images/s over the train split at --image-size (batch --batch-size, shuffled, as
      paddle tensors), without and with augmentation; median of --reps passes;
   3. training images/s of --model (forward + cross-entropy + backward + Momentum step);
-  4. the time of --steps training steps fed by the loader vs the same steps on batches made
-     beforehand (pure compute), interleaved, --reps times each, medians. A fixed number of steps
-     stands in for an epoch (a full Caltech-16 epoch is 39 steps of 64) to keep the run short.
+  4. the time of --steps training steps fed by the loader vs --steps steps on batches made
+     beforehand (pure compute), the two kinds of step alternating, --reps times, medians; and
+     the time spent inside the loader. A fixed number of steps stands in for an epoch (a full
+     Caltech-16 epoch is 39 steps of 64) to keep the run short.
 Targets from issue 3: loader >= 10x training images/s; loader-fed steps within 5% of pure compute.
 """
 import argparse
@@ -90,6 +91,7 @@ def time_training(train_set, model_name, image_size, num_classes, batch_size, st
 
     import paddle_cnns
     from paddle_cnns.data import make_loader
+    from paddle_cnns.errors import UsageError
 
     paddle.seed(0)
     model = paddle_cnns.create_model(model_name, num_classes=num_classes, image_size=image_size)
@@ -104,6 +106,9 @@ def time_training(train_set, model_name, image_size, num_classes, batch_size, st
         opt.clear_grad()
         return loss
 
+    available = len(make_loader(train_set, batch_size, shuffle=True, drop_last=True))
+    if not 1 <= steps <= available:
+        raise UsageError(f"--steps must be between 1 and {available} (the train split's full batches), got {steps}")
     premade = []
     for x, y in make_loader(train_set, batch_size, shuffle=True, seed=1, drop_last=True):
         premade.append((x, y))
@@ -111,24 +116,24 @@ def time_training(train_set, model_name, image_size, num_classes, batch_size, st
             break
     for x, y in premade[:2]:  # warm-up: kernel selection, allocator
         float(step(x, y))
+    # Steps alternate between the two modes (pure, loader-fed, loader-fed, pure, ...) so that
+    # a slow spell of a shared machine hits both alike; each repetition sums its steps per mode.
     times = {"pure": [], "loader": [], "in_loader": []}
     for rep in range(reps):
-        for mode in (("pure", "loader") if rep % 2 == 0 else ("loader", "pure")):
-            start = time.perf_counter()
-            if mode == "pure":
-                for x, y in premade:
-                    loss = step(x, y)
-            else:
-                batches = iter(make_loader(train_set, batch_size, shuffle=True, seed=2, epoch=rep, drop_last=True))
-                in_loader = 0.0
-                for _ in range(steps):
-                    fetch = time.perf_counter()
+        batches = iter(make_loader(train_set, batch_size, shuffle=True, seed=2, epoch=rep, drop_last=True))
+        total = dict.fromkeys(times, 0.0)
+        for i in range(steps):
+            for mode in (("pure", "loader") if (rep + i) % 2 == 0 else ("loader", "pure")):
+                start = time.perf_counter()
+                if mode == "pure":
+                    x, y = premade[i]
+                else:
                     x, y = next(batches)
-                    in_loader += time.perf_counter() - fetch
-                    loss = step(x, y)
-                times["in_loader"].append(in_loader)
-            float(loss)  # wait for the device
-            times[mode].append(time.perf_counter() - start)
+                    total["in_loader"] += time.perf_counter() - start
+                float(step(x, y))  # float() waits for the device
+                total[mode] += time.perf_counter() - start
+        for key, value in total.items():
+            times[key].append(value)
     return {mode: statistics.median(t) for mode, t in times.items()} | {"all": times}
 
 

@@ -18,7 +18,7 @@ ISSUE_CLASSES = ["airplanes", "Motorbikes", "Faces_easy", "watch", "Leopards", "
                  "chandelier", "hawksbill", "grand_piano", "brain", "butterfly", "helicopter", "menorah", "kangaroo"]
 
 
-def real_archive() -> str:
+def archive_or_skip() -> str:
     path = os.environ.get("CALTECH101_ARCHIVE")
     if path and os.path.isfile(path):
         return path
@@ -31,7 +31,7 @@ def real_archive() -> str:
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    archive = real_archive()
+    archive = archive_or_skip()
     out = str(tmp_path_factory.mktemp("real") / "caltech16")
     summary = prepare.main(["caltech16", "--source", archive, "--out", out, "--no-download"])  # the CLI, as CI runs it
     return out, summary

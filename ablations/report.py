@@ -294,8 +294,7 @@ class Report:
         for _, r in bad.iterrows():
             err = r["error"] if len(r["error"]) <= 160 else r["error"][:157] + "..."
             items.append(f"`{r['run_id']}` **{r['status']}**" + (f": {err}" if err else ""))
-        for run_id, why in sorted(self.no_curves.items()):
-            items.append(f"`{run_id}` has no curves: {why}")
+        items += self.curve_problems(markup=True)
         for study in sorted(self.studies):
             ran = set(self.runs[self.runs["study"] == study]["name"].map(lambda n: n.split("~")[0]))
             where = f" in study {study}" if self.multi else ""
@@ -318,6 +317,14 @@ class Report:
         else:
             doc.p("Nothing is missing: every run of the study finished and has curves.")
 
+    def curve_problems(self, markup: bool) -> list[str]:
+        """One line per run without curves; a single line when no run has any (a wrong --logdir?)."""
+        logged = self.runs[self.runs["status"] != "failed"]
+        if len(logged) > 1 and len(self.no_curves) == len(logged) and len(set(self.no_curves.values())) == 1:
+            return [f"no run has curves: {next(iter(self.no_curves.values()))} (was --logdir right?)"]
+        quote = "`" if markup else ""
+        return [f"{quote}{run_id}{quote} has no curves: {why}" for run_id, why in sorted(self.no_curves.items())]
+
     # ------------------------------------------------------------ 2. classics
 
     def classics(self, doc: Doc):
@@ -326,9 +333,10 @@ class Report:
         if cfgs.empty:
             doc.p("No classic network in the results yet (`python -m ablations.run --variants classics` trains them).")
             return
-        doc.p("Each classic network trained with the study's recipe, at the smallest image size it accepts "
-              "(at least the recipe's). FLOPs = 2 × multiply-accumulates of the conv and linear layers per image. "
-              "Images/s is the training throughput; train time sums the epochs (evaluation included).")
+        doc.p("Each classic network trained with the study's recipe, at the image size shown (the recipe's, raised "
+              "to the network's minimum where it needs more). FLOPs = 2 × multiply-accumulates of the conv and linear layers per image. "
+              "Images/s is the training throughput; train time sums the training steps of all epochs (evaluation, "
+              "checkpoints and start-up not included; the Setup's compute line counts those).")
         rows = []
         for _, c in cfgs.iterrows():
             rows.append({
@@ -604,9 +612,9 @@ def main(argv=None) -> int:
     counts = ", ".join(f"{int((runs['status'] == s).sum())} {s}" for s in data.STATUSES)
     print(f"wrote {done['paths']['report.md']}, {done['paths']['report.html']} and {len(done['figures'])} "
           f"figure{'s' if len(done['figures']) != 1 else ''} from {len(runs)} runs ({counts})")
-    for run_id, why in sorted(done["no_curves"].items()):
-        print(f"note: {run_id} has no curves ({why}; looked in its recorded log folder and under "
-              f"{args.logdir})", file=sys.stderr)
+    for line in done["report"].curve_problems(markup=False):
+        print(f"note: {line} (looked in each run's recorded log folder, then under --logdir {args.logdir})",
+              file=sys.stderr)
     return 0
 
 

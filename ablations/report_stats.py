@@ -183,7 +183,9 @@ def ablation(cfgs: pd.DataFrame) -> list[Comparison]:
         for parent, change in pairs:
             mine = tricks_of(cfg)
             theirs = tricks_of(parent) if parent is not None else VARIANTS.get(parent_name, Tricks())
-            label = parent["name"] if parent is not None else parent_name + ("+lrdecay" if cfg["lr_decay"] else "")
+            tag = cfg["name"].split("~", 1)[1] if "~" in cfg["name"] else ""
+            label = parent["name"] if parent is not None else (
+                parent_name + ("+lrdecay" if cfg["lr_decay"] else "") + (f"~{tag}" if tag else ""))
             note = _unpaired_note(cfg, parent) if parent is not None else f"{label} not run"
             out.append(Comparison(
                 study=cfg["study"], image_size=cfg["image_size"], variant=cfg["name"], parent=label,

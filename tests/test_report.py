@@ -70,7 +70,7 @@ def pct(x):
 
 def row(run_id_name, seed, test_acc, **kw):
     """A complete hand-written results row of a trick variant on a 10-class dataset at 32 px."""
-    variant = run_id_name.split("+")[0]
+    variant = run_id_name.split("~")[0].split("+")[0]
     r = {"run_id": f"synthetic/32px/{run_id_name}/seed{seed}", "finished_at": f"2030-01-01T00:{seed:02d}:00Z",
          "status": "finished", "error": "", "variant": variant, "family": "trick", **asdict(VARIANTS[variant]),
          "dataset": "synthetic", "image_size": 32, "in_channels": 3, "num_classes": 10, "train_size": 320,
@@ -279,7 +279,7 @@ def test_hand_computed_case_in_the_report(handwritten, tmp_path):
     # failed and diverged runs are listed, not dropped; no logs anywhere is said, not a crash
     assert "`synthetic/32px/gap/seed3` **diverged**: non-finite loss" in md
     assert "`synthetic/32px/leaky_relu/seed0` **failed**: MemoryError" in md
-    assert "`synthetic/32px/gap/seed0` has no curves: no log folder" in md
+    assert "no run has curves: no log folder (was --logdir right?)" in md
     assert "No curves for the trick CNN variants" in md
     assert "No classic network in the results yet" in md
 
@@ -305,6 +305,24 @@ def test_one_seed_of_tricks_only_gives_a_report_without_intervals(tmp_path):
     assert "classic networks not run" not in md and "no classic networks run" in md
     assert sorted(f for f in os.listdir(tmp_path / "out") if f.endswith(".png")) == [
         "accuracy_vs_cost.png", "confusion.png", "trick_deltas.png"]
+
+
+def test_runs_of_different_recipes_are_never_compared(tmp_path):
+    path = str(tmp_path / "results.csv")
+    for seed in (0, 1):
+        append_row(path, row("sigmoid", seed, 0.1))
+        append_row(path, row("baseline", seed, 0.3 + seed / 10))
+        append_row(path, row("baseline~long", seed, 0.6, epochs=5))  # --tag long --epochs 5
+    _, md = build(path, tmp_path / "logs", tmp_path / "out")
+    table = md_table(md, "### Each trick against its parent")
+    assert [(r["variant"], r["parent"], r["verdict"]) for r in table] == [
+        ("baseline [S1]", "sigmoid", "inconclusive"),
+        ("baseline~long [S2]", "sigmoid~long", "not measured (parent not run)")]
+    setup = md_table(md, "## 1. Setup")
+    assert list(setup[0]) == ["setting", "study S1", "study S2"]
+    assert row_of(setup, "setting", "recipe")["study S2"].startswith("cpu: 5 epochs")
+    assert row_of(setup, "setting", "run tag")["study S2"] == "long"
+    assert "study S1, the one with the most finished runs" in md
 
 
 def test_read_curves_takes_the_newest_visualdl_file(tmp_path):
@@ -372,4 +390,4 @@ def test_cli_writes_the_report_and_names_runs_without_curves(capsys, handwritten
                         "--out", str(tmp_path / "out")]) == 0
     captured = capsys.readouterr()
     assert "report.md" in captured.out and "(13 finished, 1 diverged, 1 failed)" in captured.out
-    assert "note: synthetic/32px/gap/seed0 has no curves (no log folder" in captured.err
+    assert "note: no run has curves: no log folder (was --logdir right?)" in captured.err

@@ -6,6 +6,7 @@ import paddle
 import paddle.nn as nn
 
 from .errors import UsageError
+from .layers import init_scope
 
 
 @dataclass(frozen=True)
@@ -14,7 +15,8 @@ class ModelSpec:
     builder: Callable[..., nn.Layer]   # builder(num_classes, in_channels, image_size, **options)
     min_size: int                      # smallest square input (px) every layer has output for
     family: str                        # "classic" or "trick"
-    summary: str                       # one line for listings and the report
+    nonlinearity: str = "relu"         # picks the weight initialisation (layers.init_scope)
+    summary: str = ""                  # one line for listings and the report
     options: dict = field(default_factory=dict)  # fixed keyword arguments for the builder
 
 
@@ -72,7 +74,7 @@ def create_model(name: str, num_classes: int = 16, in_channels: int = 3, image_s
     # Fresh parameter names (conv2d_0.w_0, ...) for every model, whatever was built before in
     # this process: optimizer checkpoints are keyed by these names, so a rebuilt model must
     # get the same ones to resume.
-    with paddle.utils.unique_name.guard():
+    with paddle.utils.unique_name.guard(), init_scope(spec.nonlinearity):
         model = spec.builder(num_classes=num_classes, in_channels=in_channels,
                              image_size=image_size, **{**spec.options, **options})
     model.model_name = spec.name

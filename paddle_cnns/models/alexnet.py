@@ -1,7 +1,7 @@
 """AlexNet (Krizhevsky et al. 2012), single-tower, with the paper's 96-256-384-384-256 channels."""
 import paddle.nn as nn
 
-from ..layers import conv2d, init_weights, output_shape
+from ..layers import conv2d, max_pool2d, output_shape
 from ..registry import ModelSpec, register
 from .base import BlockNet
 
@@ -15,11 +15,11 @@ def alexnet(num_classes, in_channels, image_size):
     # torchvision, d2l and seed 004. conv1 pads 2 so 224 px gives 55x55 maps and a 256x6x6
     # flatten: 62,378,344 parameters for 1000 classes, the paper's count.
     features = [
-        ("stage1", nn.Sequential(*_conv_relu(in_channels, 96, 11, 4, 2), nn.MaxPool2D(3, 2))),
-        ("stage2", nn.Sequential(*_conv_relu(96, 256, 5, padding=2), nn.MaxPool2D(3, 2))),
+        ("stage1", nn.Sequential(*_conv_relu(in_channels, 96, 11, 4, 2), max_pool2d(3, 2))),
+        ("stage2", nn.Sequential(*_conv_relu(96, 256, 5, padding=2), max_pool2d(3, 2))),
         ("stage3", nn.Sequential(*_conv_relu(256, 384, 3, padding=1),
                                  *_conv_relu(384, 384, 3, padding=1),
-                                 *_conv_relu(384, 256, 3, padding=1), nn.MaxPool2D(3, 2))),
+                                 *_conv_relu(384, 256, 3, padding=1), max_pool2d(3, 2))),
     ]
     c, h, w = output_shape(nn.Sequential(*features), in_channels, image_size)
     classifier = nn.Sequential(
@@ -30,7 +30,7 @@ def alexnet(num_classes, in_channels, image_size):
         # logit to 0 and stalls learning for classes whose scores start negative: a bug.
         nn.Linear(4096, num_classes),
     )
-    return init_weights(BlockNet(features + [("classifier", classifier)]), "relu")
+    return BlockNet(features + [("classifier", classifier)])
 
 
 # 63 px is the smallest input whose third max pool still has output:

@@ -2,7 +2,7 @@
 import paddle
 import paddle.nn as nn
 
-from ..layers import conv_block, init_weights
+from ..layers import conv_block, max_pool2d
 from ..registry import ModelSpec, register
 from .base import BlockNet
 
@@ -18,7 +18,7 @@ class Inception(nn.Layer):
         # A true 5x5, as in the paper (torchvision's port uses 3x3 here by mistake).
         self.branch5 = nn.Sequential(conv_block(cin, c5[0], 1, norm=norm),
                                      conv_block(c5[0], c5[1], 5, padding=2, norm=norm))
-        self.branch_pool = nn.Sequential(nn.MaxPool2D(3, 1, padding=1),
+        self.branch_pool = nn.Sequential(max_pool2d(3, 1, padding=1),
                                          conv_block(cin, pool_proj, 1, norm=norm))
         self.out_channels = c1 + c3[1] + c5[1] + pool_proj
 
@@ -62,7 +62,7 @@ def _pooled(size):
 class GoogLeNet(BlockNet):
     def __init__(self, num_classes, in_channels, image_size, batch_norm=False, aux_logits=False):
         norm = "pre" if batch_norm else None
-        pool = lambda: nn.MaxPool2D(3, 2, padding=1)  # noqa: E731  d2l's padding=1 pools
+        pool = lambda: max_pool2d(3, 2, padding=1)  # noqa: E731  d2l's padding=1 pools
         blocks = [
             ("b1", nn.Sequential(conv_block(in_channels, 64, 7, 2, 3, norm=norm), pool())),
             ("b2", nn.Sequential(conv_block(64, 64, 1, norm=norm),
@@ -82,7 +82,6 @@ class GoogLeNet(BlockNet):
                 size_4 = _pooled(size_4)
             self.aux1 = AuxHead(512, num_classes, size_4, norm=norm)  # after 4a
             self.aux2 = AuxHead(528, num_classes, size_4, norm=norm)  # after 4d
-        init_weights(self, "relu")
 
     def forward(self, x):
         if not (self.aux_logits and self.training):

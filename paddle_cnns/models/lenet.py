@@ -1,7 +1,7 @@
 """LeNet as seed 004 runs it on large inputs: 3 sigmoid convs, 2 max pools, 2 FC layers."""
 import paddle.nn as nn
 
-from ..layers import conv2d, init_weights, output_shape
+from ..layers import conv2d, max_pool2d, output_shape
 from ..registry import ModelSpec, register
 from .base import BlockNet
 
@@ -12,9 +12,9 @@ def lenet(num_classes, in_channels, image_size):
     # so fc1 sees 120 x 50 x 50 = 300,000 features at 224 px (computed below for any size).
     features = [
         ("conv1", nn.Sequential(conv2d(in_channels, 6, 5), nn.Sigmoid())),
-        ("pool1", nn.MaxPool2D(2, 2)),
+        ("pool1", max_pool2d(2, 2)),
         ("conv2", nn.Sequential(conv2d(6, 16, 5), nn.Sigmoid())),
-        ("pool2", nn.MaxPool2D(2, 2)),
+        ("pool2", max_pool2d(2, 2)),
         ("conv3", nn.Sequential(conv2d(16, 120, 4), nn.Sigmoid())),
     ]
     c, h, w = output_shape(nn.Sequential(*features), in_channels, image_size)
@@ -22,9 +22,9 @@ def lenet(num_classes, in_channels, image_size):
         ("fc1", nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, 64), nn.Sigmoid())),
         ("fc2", nn.Linear(64, num_classes)),
     ]
-    return init_weights(BlockNet(features + head), "sigmoid")
+    return BlockNet(features + head)
 
 
 # 28 px: 24 -> 12 -> 8 -> 4 -> 1; at 27 px conv3 has nothing left.
-register(ModelSpec("lenet", lenet, min_size=28, family="classic",
+register(ModelSpec("lenet", lenet, min_size=28, family="classic", nonlinearity="sigmoid",
                    summary="LeNet-5 layout on large inputs: 3 sigmoid convs, 2 max pools, 2 FC"))

@@ -1,7 +1,7 @@
 """Network in Network (Lin et al. 2013) in d2l's ImageNet layout: mlpconv blocks and global pooling."""
 import paddle.nn as nn
 
-from ..layers import conv2d, init_weights
+from ..layers import conv2d, max_pool2d
 from ..registry import ModelSpec, register
 from .base import BlockNet
 
@@ -15,16 +15,16 @@ def nin_block(cin, cout, kernel_size, stride, padding):
 
 def nin(num_classes, in_channels, image_size):
     blocks = [
-        ("mlpconv1", nn.Sequential(nin_block(in_channels, 96, 11, 4, 0), nn.MaxPool2D(3, 2))),
-        ("mlpconv2", nn.Sequential(nin_block(96, 256, 5, 1, 2), nn.MaxPool2D(3, 2))),
-        ("mlpconv3", nn.Sequential(nin_block(256, 384, 3, 1, 1), nn.MaxPool2D(3, 2), nn.Dropout(0.5))),
+        ("mlpconv1", nn.Sequential(nin_block(in_channels, 96, 11, 4, 0), max_pool2d(3, 2))),
+        ("mlpconv2", nn.Sequential(nin_block(96, 256, 5, 1, 2), max_pool2d(3, 2))),
+        ("mlpconv3", nn.Sequential(nin_block(256, 384, 3, 1, 1), max_pool2d(3, 2), nn.Dropout(0.5))),
         # The last block has one map per class; global average pooling turns each map into its
         # class score, replacing the FC layers. Its final ReLU is the paper's (the Caffe
         # model's cccp8 -> relu8 -> global pool) and d2l's: scores are >= 0 before softmax.
         ("mlpconv4", nin_block(384, num_classes, 3, 1, 1)),
         ("gap", nn.Sequential(nn.AdaptiveAvgPool2D(1), nn.Flatten())),
     ]
-    return init_weights(BlockNet(blocks), "relu")
+    return BlockNet(blocks)
 
 
 # 67 px: conv1 15 -> pool 7 -> pool 3 -> pool 1; at 66 px the third pool gets 2x2 and gives 0.

@@ -5,7 +5,7 @@ import paddle
 import paddle.nn as nn
 
 from ..errors import UsageError
-from ..layers import activation, conv_block, init_weights, output_shape
+from ..layers import activation, conv_block, max_pool2d, output_shape
 from ..registry import ModelSpec, register, register_resolver
 from .base import BlockNet
 
@@ -84,7 +84,7 @@ class ConcatConv(nn.Layer):
         self.branch1 = block(cin, width, 1)
         self.branch3 = nn.Sequential(block(cin, width // 2, 1), block(width // 2, width, 3))
         self.branch5 = nn.Sequential(block(cin, width // 4, 1), block(width // 4, width, 5))
-        self.branch_pool = nn.Sequential(nn.MaxPool2D(3, 1, padding=1), block(cin, width, 1))
+        self.branch_pool = nn.Sequential(max_pool2d(3, 1, padding=1), block(cin, width, 1))
 
     def forward(self, x):
         return paddle.concat([self.branch1(x), self.branch3(x), self.branch5(x),
@@ -107,7 +107,7 @@ def trick_cnn(num_classes, in_channels, image_size, tricks: Tricks):
             layers = [conv_block(cin if i == 0 else cout, cout, k, padding=k // 2, act=act, norm=norm)
                       for i in range(convs)]
         if stage <= 5:
-            layers.append(nn.MaxPool2D(2, 2))
+            layers.append(max_pool2d(2, 2))
         blocks.append((f"stage{stage}", nn.Sequential(*layers)))
         cin = cout
     drop = [nn.Dropout(0.5)] if tricks.dropout else []
@@ -119,7 +119,7 @@ def trick_cnn(num_classes, in_channels, image_size, tricks: Tricks):
                 nn.Linear(1024, num_classes)]
     model = BlockNet(blocks + [("head", nn.Sequential(*head))])
     model.tricks = tricks
-    return init_weights(model, act)
+    return model
 
 
 # Five 2x2 pools with 'same' padding: 32 px leaves a 1x1 map for stage 6.
@@ -129,6 +129,7 @@ MIN_SIZE = 32
 def _spec(name: str, tricks: Tricks) -> ModelSpec:
     on = ", ".join(tricks.enabled()) or "none"
     return ModelSpec(name, trick_cnn, min_size=MIN_SIZE, family="trick",
+                     nonlinearity="leaky_relu" if tricks.leaky_relu else "sigmoid",
                      summary=f"trick CNN, tricks: {on}", options={"tricks": tricks})
 
 

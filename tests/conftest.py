@@ -1,0 +1,29 @@
+"""Shared test set-up: quiet paddle, every core, and the real-data switch."""
+import os
+import warnings
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+warnings.filterwarnings("ignore", message="No ccache found")
+warnings.filterwarnings("ignore", message="When training, we now always track global mean and variance")
+
+import paddle  # noqa: E402
+import pytest  # noqa: E402
+
+from paddle_cnns.runtime import set_threads  # noqa: E402
+
+set_threads()
+paddle.set_device("cpu")
+
+
+@pytest.fixture
+def real_archive():
+    """Path to the official 101_ObjectCategories.tar.gz from $CALTECH101_ARCHIVE.
+
+    Skips when unset, unless PADDLE_CNNS_REQUIRE_REAL_DATA=1 (CI), where it fails instead.
+    """
+    path = os.environ.get("CALTECH101_ARCHIVE")
+    if path and os.path.exists(path):
+        return path
+    if os.environ.get("PADDLE_CNNS_REQUIRE_REAL_DATA") == "1":
+        pytest.fail(f"CALTECH101_ARCHIVE={path!r} does not point at the Caltech-101 archive")
+    pytest.skip("set CALTECH101_ARCHIVE to the official 101_ObjectCategories.tar.gz to run this test")

@@ -1,0 +1,312 @@
+"""The model zoo: every registered network builds, runs and trains at every supported size."""
+import numpy as np
+import paddle
+import paddle.nn as nn
+import paddle.nn.functional as F
+import pytest
+
+import paddle_cnns as pc
+from paddle_cnns.summary import count_params, summary
+
+ALL = pc.list_models()
+
+
+def _sizes(name):
+    lo = max(32, pc.get_spec(name).min_size)
+    return sorted({lo, max(lo, 64), max(lo, 96), 224})
+
+
+@pytest.mark.parametrize("in_channels", [1, 3])
+@pytest.mark.parametrize("name", ALL)
+def test_every_model_gives_logits_and_backpropagates_at_every_size(name, in_channels):
+    for size in _sizes(name):
+        paddle.seed(0)
+        model = pc.create_model(name, num_classes=5, in_channels=in_channels, image_size=size)
+        n = 1  # one image keeps 184 builds and backward passes fast on 2 cores
+        x = paddle.randn([n, in_channels, size, size])
+        out = model(x)
+        logits = out[0] if isinstance(out, (tuple, list)) else out
+        assert logits.shape == [n, 5], (name, size)
+        assert bool(paddle.isfinite(logits).all()), (name, size)
+        loss = F.cross_entropy(logits, paddle.to_tensor([3]))
+        loss.backward()
+        grads = [p.grad for p in model.parameters() if not p.stop_gradient]
+        assert all(g is not None for g in grads[:1]) and bool(paddle.isfinite(grads[0]).all())
+        del model, out, logits, loss
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_each_model_refuses_sizes_below_its_declared_minimum(name):
+    spec = pc.get_spec(name)
+    with pytest.raises(pc.UsageError, match=f"needs image_size >= {spec.min_size}"):
+        pc.create_model(name, image_size=spec.min_size - 1)
+
+
+def _windows_fit(name, size):
+    """Does every conv kernel and max-pool window fit inside its (padded) input at `size` px?
+
+    Paddle itself computes pool outputs with truncating division and so accepts a 3x3 window
+    on a 2x2 map; the architecture's minimum is where every window still fits.
+    """
+    spec = pc.get_spec(name)
+    model = spec.builder(num_classes=4, in_channels=1, image_size=max(size, spec.min_size), **spec.options)
+    fits, hooks = [], []
+    for layer in model.sublayers():
+        if isinstance(layer, (nn.MaxPool2D, nn.Conv2D)):
+            def check(layer, inputs):
+                k = layer.ksize if isinstance(layer, nn.MaxPool2D) else layer.weight.shape[-1]
+                pad = layer.padding if isinstance(layer, nn.MaxPool2D) else layer._padding
+                pad = pad if isinstance(pad, int) else pad[0]
+                fits.append(inputs[0].shape[-1] + 2 * pad >= k)
+            hooks.append(layer.register_forward_pre_hook(check))
+    x = paddle.zeros([1, 1, size, size])
+    model.eval()
+    try:
+        for _, block in model.named_blocks():
+            x = block(x)
+            if isinstance(block, nn.Sequential) and x.ndim == 2:
+                break
+    except Exception:
+        return False
+    finally:
+        for h in hooks:
+            h.remove()
+    return all(fits)
+
+
+@pytest.mark.parametrize("name", ["lenet", "alexnet", "nin"])
+def test_declared_minimum_is_the_smallest_size_where_every_window_fits(name):
+    spec = pc.get_spec(name)
+    assert _windows_fit(name, spec.min_size)
+    assert not _windows_fit(name, spec.min_size - 1)
+
+
+def test_unknown_model_name_lists_the_known_ones():
+    with pytest.raises(pc.UsageError) as e:
+        pc.create_model("googlenet2")
+    assert "unknown model 'googlenet2'" in str(e.value)
+    for name in ("alexnet", "vgg16_bn", "googlenet", "all_tricks"):
+        assert name in str(e.value)
+
+
+@pytest.mark.parametrize("name,classes,size,expected", [
+    ("vgg16", 1000, 224, 138_357_544),     # Simonyan & Zisserman, configuration D
+    ("alexnet", 1000, 224, 62_378_344),    # Krizhevsky et al., single tower 96-256-384-384-256
+])
+def test_parameter_counts_equal_the_published_architectures(name, classes, size, expected):
+    assert count_params(pc.create_model(name, num_classes=classes, image_size=size)) == expected
+
+
+def test_googlenet_without_aux_heads_has_about_seven_million_parameters():
+    n = count_params(pc.create_model("googlenet", num_classes=1000, image_size=224))
+    assert 6.9e6 < n < 7.1e6, n
+
+
+def test_googlenet_block_shapes_match_d2l_at_96_px():
+    s = summary("googlenet", image_size=96, in_channels=1, num_classes=10)
+    shapes = {b.name: b.output_shape for b in s.blocks}
+    assert shapes["b1"] == (64, 24, 24)
+    assert shapes["b2"] == (192, 12, 12)
+    assert shapes["b3"] == (480, 6, 6)
+    assert shapes["b4"] == (832, 3, 3)
+    assert shapes["b5"] == (1024,)
+    assert shapes["head"] == (10,)
+
+
+def test_vgg16_mac_count_is_the_published_15_5_billion():
+    s = summary("vgg16", image_size=224, in_channels=3, num_classes=1000)
+    assert abs(s.macs - 15.47e9) / 15.47e9 < 0.01
+    assert s.params == 138_357_544
+    assert abs(s.size_mb - 138_357_544 * 4 / 2**20) < 1e-6
+
+
+def test_googlenet_aux_heads_train_only_and_are_ignored_in_evaluation():
+    paddle.seed(0)
+    model = pc.create_model("googlenet_aux", num_classes=7, image_size=64)
+    x = paddle.randn([2, 3, 64, 64])
+    model.train()
+    out = model(x)
+    assert isinstance(out, tuple) and len(out) == 3 and all(o.shape == [2, 7] for o in out)
+    model.eval()
+    assert model(x).shape == [2, 7]
+    plain = pc.create_model("googlenet", num_classes=7, image_size=64)
+    aux_params = count_params(model.aux1) + count_params(model.aux2)
+    assert count_params(model) == count_params(plain) + aux_params
+
+
+def test_aux_heads_follow_the_paper_at_224_px():
+    model = pc.create_model("googlenet_aux", num_classes=10, image_size=224)
+    # 4a's 14x14 map -> 5x5/3 average pool -> 4x4, 1x1 conv to 128 -> 2048 features -> FC 1024
+    assert model.aux1.fc[1].weight.shape == [128 * 4 * 4, 1024]
+    assert model.aux1.fc[3].p == 0.7
+
+
+def _layers(model):
+    """(block, layer path, type, parameter shapes) for every leaf layer."""
+    rows = []
+    for block_name, block in model.named_blocks():
+        for path, layer in block.named_sublayers(include_self=True):
+            if not list(layer.children()):
+                rows.append((block_name, path, type(layer).__name__,
+                             tuple(tuple(p.shape) for p in layer.parameters(include_sublayers=False))))
+    return rows
+
+
+def _diff(a, b):
+    """Blocks whose leaf layers differ between two models."""
+    blocks = dict.fromkeys([r[0] for r in a] + [r[0] for r in b])
+    return {blk for blk in blocks if [r for r in a if r[0] == blk] != [r for r in b if r[0] == blk]}
+
+
+def _build(variant):
+    return pc.create_model(variant, num_classes=16, image_size=64)
+
+
+STAGES = {f"stage{i}" for i in range(1, 7)}
+
+
+def test_batch_norm_trick_adds_a_batchnorm_after_each_conv_activation_only():
+    sig, base = _layers(_build("sigmoid")), _layers(_build("baseline"))
+    assert _diff(sig, base) == STAGES
+    strip = lambda rows: [(r[0], r[2], r[3]) for r in rows]  # noqa: E731  (paths shift)
+    assert strip([r for r in base if r[2] != "BatchNorm2D"]) == strip(sig)
+    convs = [i for i, r in enumerate(base) if r[2] == "Conv2D"]
+    for i in convs:  # seed 004's order: conv -> activation -> BatchNorm
+        assert base[i + 1][2] == "Sigmoid" and base[i + 2][2] == "BatchNorm2D"
+
+
+def test_leaky_relu_trick_changes_only_activations():
+    base, leaky = _layers(_build("baseline")), _layers(_build("leaky_relu"))
+    changed = [(a, b) for a, b in zip(base, leaky) if a != b]
+    assert len(base) == len(leaky) and changed
+    assert all(a[2] == "Sigmoid" and b[2] == "LeakyReLU" for a, b in changed)
+    assert not any(r[2] == "Sigmoid" for r in leaky)
+
+
+def test_gap_trick_changes_only_the_head_to_global_pooling_and_one_linear():
+    base, gap = _build("baseline"), _build("gap")
+    assert _diff(_layers(base), _layers(gap)) == {"head"}
+    head = [type(layer).__name__ for layer in gap.blocks.head.children()]
+    assert head == ["AdaptiveAvgPool2D", "Flatten", "Linear"]
+
+
+def test_dropout_trick_adds_dropout_before_the_last_linear_only():
+    base, drop = _layers(_build("baseline")), _layers(_build("dropout"))
+    assert _diff(base, drop) == {"head"}
+    strip = lambda rows: [(r[0], r[2], r[3]) for r in rows]  # noqa: E731  (paths shift by one)
+    assert strip([r for r in drop if r[2] != "Dropout"]) == strip(base)
+    head = [r[2] for r in drop if r[0] == "head"]
+    assert head[-2:] == ["Dropout", "Linear"]
+    model = _build("dropout")
+    assert [m.p for m in model.sublayers() if isinstance(m, nn.Dropout)] == [0.5]
+
+
+def test_conv3x3_trick_replaces_each_5x5_by_two_3x3_convs_with_bn():
+    base, small = _build("baseline"), _build("conv3x3")
+    assert _diff(_layers(base), _layers(small)) == STAGES
+    for i in range(1, 7):
+        stage = getattr(small.blocks, f"stage{i}")
+        convs = [m for m in stage.sublayers() if isinstance(m, nn.Conv2D)]
+        bns = [m for m in stage.sublayers() if isinstance(m, nn.BatchNorm2D)]
+        assert [tuple(c.weight.shape[2:]) for c in convs] == [(3, 3), (3, 3)] and len(bns) == 2
+    # same head: the maps keep their sizes, so the flatten is unchanged
+    assert _layers(base)[-4:] == _layers(small)[-4:]
+
+
+def test_concat_conv_trick_replaces_stage5_with_a_four_branch_block_and_adds_dropout():
+    base, cc = _build("baseline"), _build("concat_conv")
+    assert _diff(_layers(base), _layers(cc)) == {"stage5", "head"}
+    block = cc.blocks.stage5[0]
+    assert type(block).__name__ == "ConcatConv"
+    x = paddle.randn([2, 512, 4, 4])  # stage 4's output
+    assert block(x).shape == [2, 1024, 4, 4]
+    kernels = sorted({tuple(m.weight.shape[2:]) for m in block.sublayers() if isinstance(m, nn.Conv2D)})
+    assert kernels == [(1, 1), (3, 3), (5, 5)]
+    assert any(isinstance(m, nn.Dropout) for m in cc.blocks.head.children())
+
+
+def test_all_tricks_combines_single_3x3_convs_bn_leaky_concat_at_5_and_6_gap_and_dropout():
+    model = _build("all_tricks")
+    for i in range(1, 5):
+        stage = getattr(model.blocks, f"stage{i}")
+        convs = [m for m in stage.sublayers() if isinstance(m, nn.Conv2D)]
+        assert [tuple(c.weight.shape[2:]) for c in convs] == [(3, 3)]
+    assert type(model.blocks.stage5[0]).__name__ == "ConcatConv"
+    assert type(model.blocks.stage6[0]).__name__ == "ConcatConv"
+    kinds = {type(m).__name__ for m in model.sublayers()}
+    assert "Sigmoid" not in kinds and {"LeakyReLU", "BatchNorm2D", "Dropout", "AdaptiveAvgPool2D"} <= kinds
+
+
+def test_any_trick_combination_builds_and_is_named_consistently():
+    t = pc.Tricks.parse("batch_norm,gap")
+    assert t == pc.VARIANTS["gap"] and t.variant == "gap"
+    odd = pc.Tricks.parse("leaky_relu+concat6")
+    assert odd.variant == "tricks-leaky_relu+concat6"
+    model = pc.create_model(odd.variant, num_classes=3, image_size=32)
+    assert model.model_name == "tricks-leaky_relu+concat6" and model.tricks == odd
+    assert model(paddle.randn([2, 3, 32, 32])).shape == [2, 3]
+    with pytest.raises(pc.UsageError, match="unknown trick 'bn'"):
+        pc.Tricks.parse("bn")
+
+
+def test_weights_are_initialised_explicitly_for_the_activation():
+    """Xavier-uniform bounds for sigmoid nets, He-uniform for ReLU nets; zero biases."""
+    sig = pc.create_model("sigmoid", image_size=32)
+    conv = sig.blocks.stage2[0][0]  # stage -> conv block -> conv
+    fan_in, fan_out = 64 * 25, 128 * 25
+    bound = np.sqrt(6.0 / (fan_in + fan_out))
+    w = conv.weight.numpy()
+    assert np.abs(w).max() <= bound + 1e-6 and np.abs(w).max() > 0.9 * bound
+    assert np.all(conv.bias.numpy() == 0)
+    alex = pc.create_model("alexnet", image_size=64)
+    w = alex.blocks.stage2[0].weight.numpy()
+    he_bound = np.sqrt(2.0) * np.sqrt(3.0 / (96 * 25))
+    assert np.abs(w).max() <= he_bound + 1e-6 and np.abs(w).max() > 0.9 * he_bound
+
+
+def test_same_seed_builds_identical_weights():
+    paddle.seed(3)
+    a = pc.create_model("gap", image_size=32)
+    paddle.seed(3)
+    b = pc.create_model("gap", image_size=32)
+    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert ka == kb and np.array_equal(va.numpy(), vb.numpy())
+
+
+def _learnable_batch(in_channels, size, classes=4, n=8, seed=0):
+    """A tiny dataset a CNN learns quickly: each class brightens one quadrant."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % classes
+    x = rng.normal(0, 0.3, (n, in_channels, size, size)).astype("float32")
+    h = size // 2
+    for i, c in enumerate(y):
+        r, q = divmod(int(c), 2)
+        x[i, :, r * h:(r + 1) * h, q * h:(q + 1) * h] += 1.5
+    return paddle.to_tensor(x), paddle.to_tensor(y.astype("int64"))
+
+
+# Sigmoid nets need a larger step to move in 30 steps; GoogLeNet without BatchNorm oscillates
+# at 0.01 on batches of 4 (the study trains on less noisy batches of 64).
+TRAIN_LR = {"sigmoid": 0.05, "lenet": 0.05, "googlenet": 0.003, "googlenet_aux": 0.003}
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_model_lowers_the_loss_in_30_steps_on_a_tiny_dataset(name):
+    size = max(32, pc.get_spec(name).min_size)
+    paddle.seed(0)
+    model = pc.create_model(name, num_classes=4, in_channels=1, image_size=size)
+    x, y = _learnable_batch(1, size)
+    opt = paddle.optimizer.Momentum(TRAIN_LR.get(name, 0.01), momentum=0.9, parameters=model.parameters())
+    model.train()
+    losses = []
+    for step in range(30):
+        half = slice((step % 2) * 4, (step % 2 + 1) * 4)  # two batches of 4, alternating
+        out = model(x[half])
+        logits, aux = (out[0], out[1:]) if isinstance(out, tuple) else (out, ())
+        loss = F.cross_entropy(logits, y[half]) + sum(0.3 * F.cross_entropy(a, y[half]) for a in aux)
+        loss.backward()
+        opt.step()
+        opt.clear_grad()
+        losses.append(float(loss))
+    assert np.isfinite(losses).all(), name
+    assert np.mean(losses[-6:]) < np.mean(losses[:6]), (name, losses[:6], losses[-6:])

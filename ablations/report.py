@@ -14,6 +14,7 @@ import math
 import os
 import re
 import sys
+from dataclasses import asdict
 
 from . import cli
 
@@ -366,7 +367,7 @@ class Report:
         rows = []
         for _, c in cfgs.iterrows():
             t = st.tricks_of(c)
-            row = {"variant": self.label(c), **{k: "on" if v else "" for k, v in vars(t).items()},
+            row = {"variant": self.label(c), **{k: "on" if v else "" for k, v in asdict(t).items()},
                    "lr_decay": "on" if c["lr_decay"] else "", "runs": _runs_cell(c),
                    "test top-1": pct_sd(c["test_acc"], c["test_acc_sd"]),
                    "test top-5": pct_sd(c["test_top5"], c["test_top5_sd"]),

@@ -62,8 +62,10 @@ def curves(path: str, series: list[tuple[str, list]], title: str) -> None:
 
 def deltas(path: str, bars: list[dict]) -> None:
     """Horizontal bars of mean Δ test top-1 (points) per comparison; error bars: the 95% CI."""
+    from matplotlib.patches import Patch
     with rc_context(STYLE):
-        fig = Figure(figsize=(8, 0.45 * len(bars) + 1.4))
+        height = 0.4 * len(bars) + 1.6
+        fig = Figure(figsize=(8, height))
         ax = fig.subplots()
         y = np.arange(len(bars))[::-1]
         for yi, b in zip(y, bars):
@@ -76,11 +78,13 @@ def deltas(path: str, bars: list[dict]) -> None:
         ax.set_yticks(y, [f"{b['label']} (n={b['n']})" for b in bars])
         ax.axvline(0, color="#333333", linewidth=0.8)
         ax.set_xlabel("Δ test top-1 accuracy vs parent (points); error bars: 95% CI, paired by seed")
-        ax.set_title("Trick ablation: each variant against its parent "
-                     "(green: helps, red: hurts, grey: inconclusive)")
+        ax.set_title("Trick ablation: each variant against its parent")
         ax.grid(axis="y", visible=False)
-        fig.subplots_adjust(left=0.36, right=0.97, bottom=0.8 / fig.get_figheight(),
-                            top=1 - 0.45 / fig.get_figheight())
+        ax.legend(handles=[Patch(color=VERDICT_COLORS["helps"], label="helps"),
+                           Patch(color=VERDICT_COLORS["hurts"], label="hurts"),
+                           Patch(color=NEUTRAL, label="inconclusive")],
+                  loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+        fig.subplots_adjust(left=0.34, right=0.84, bottom=0.55 / height, top=1 - 0.35 / height)
         save(fig, path)
 
 
@@ -102,12 +106,13 @@ def cost_scatter(path: str, points: list[dict]) -> None:
                             label="classic networks" if family == "classic" else "trick CNN variants")
                 for p in mine:
                     # points on (nearly) the same spot get their labels stacked, not overprinted
-                    spot = (round(math.log10(p[key]), 1), round(p["acc"]))
+                    spot = (round(4 * math.log10(p[key])), round(p["acc"] / 3))  # quarter decade, 3 pts
                     ax.annotate(p["label"], (p[key], p["acc"]), textcoords="offset points",
                                 xytext=(4, 3 + 8 * taken.get(spot, 0)), fontsize=6.5)
                     taken[spot] = taken.get(spot, 0) + 1
             if any(_positive(p[key]) for p in points):
                 ax.set_xscale("log")
+            ax.margins(x=0.12, y=0.08)  # room for the labels of the outermost points
             ax.set(xlabel=xlabel, ylabel="test top-1 accuracy (%)")
         axes[0].set_title("Accuracy vs compute")
         axes[1].set_title("Accuracy vs train time")

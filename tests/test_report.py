@@ -96,8 +96,11 @@ def row(run_id_name, seed, test_acc, **kw):
 def study(tmp_path_factory):
     """lenet, sigmoid and baseline, seeds 0 and 1, one epoch on the synthetic set, trained by ablations.run."""
     root = tmp_path_factory.mktemp("study")
-    # The trick CNN has 45 M parameters: its checkpoints are ~0.5 GB a run. RAM disk when there is one.
-    shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    # The trick CNN has 45 M parameters: its checkpoints are ~0.5 GB a run (~2 GB here, removed at
+    # once). A RAM disk when there is a roomy one; containers often have a 64 MB /dev/shm.
+    shm = "/dev/shm"
+    if not (os.path.isdir(shm) and os.access(shm, os.W_OK) and shutil.disk_usage(shm).free > 4 * 2**30):
+        shm = None
     ckpt = os.path.join(shm, f"paddle-cnns-report-test-{os.getpid()}") if shm else str(root / "ckpt")
     cmd = [sys.executable, "-m", "ablations.run", "--variants", "lenet,sigmoid,baseline", "--dataset", "synthetic",
            "--epochs", "1", "--seeds", "0,1", "--image-size", "32", "--max-per-class", "2", "--batch-size", "64",

@@ -1,0 +1,71 @@
+"""The benchmark harness runs end to end on a tiny case, without PyTorch, and writes its tables."""
+import csv
+import json
+import sys
+
+import paddle
+import pytest
+
+import paddle_cnns as pc
+from ablations.bench import __main__ as bench_cli
+from ablations.bench import common, train
+from ablations.bench.torch_models import describe
+
+
+def test_tiny_train_benchmark_writes_csv_and_markdown_with_the_expected_columns(tmp_path):
+    out = str(tmp_path / "train")
+    rows = train.main(["--cases", "all_tricks:32:4", "--reps", "1", "--steps", "1", "--no-torch",
+                       "--compare-plain", "--out", out])
+    assert len(rows) == 1
+    with open(out + ".csv", newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    for key in ("model", "px", "batch", "ours", "bare", "hapi", "plain", "eval", "ours/bare", "ours/hapi",
+                "ours/plain", "eval/train", "mmacs", "gflops", "peak_pct", "rss_ours_mb", "gemm_peak_gflops"):
+        assert row[key] not in ("", None), key
+    assert row["model"] == "all_tricks" and row["px"] == "32" and row["batch"] == "4"
+    assert float(row["ours"]) > 0 and float(row["rss_ours_mb"]) > 0
+    text = open(out + ".md").read()
+    header = next(line for line in text.splitlines() if line.startswith("| model"))
+    for column in ("ours img/s", "bare img/s", "hapi img/s", "ours/bare", "ours/hapi", "eval img/s",
+                   "eval/train", "MACs/img (M)", "GFLOP/s", "% of GEMM peak", "plain img/s", "fast/plain"):
+        assert f"| {column} |" in header, column
+    assert "torch" not in header  # --no-torch leaves its columns out
+    assert "Targets of issue 6" in text
+
+
+def test_bench_cli_rejects_unknown_commands_and_bad_cases(capsys):
+    assert bench_cli.main(["nonsense"]) == 2
+    assert "known: train, data, sweep" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        train.main(["--cases", "lenet:16", "--no-torch"])
+    assert e.value.code == 2
+    assert "needs at least 28 px" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name,size", [("googlenet", 64), ("googlenet_bn_aux", 64), ("all_tricks", 64),
+                                       ("vgg13_bn", 32), ("alexnet", 96), ("nin", 96), ("lenet", 32)])
+def test_torch_mirror_description_covers_every_layer_and_counts_trainable_parameters(name, size):
+    model = pc.create_model(name, num_classes=16, image_size=size)
+    spec = json.loads(json.dumps(describe(model)))  # what the torch worker receives
+    assert spec["params"] == sum(int(p.size) for p in model.parameters() if not p.stop_gradient)
+
+    def leaves(s):
+        kids = s.get("children", []) + [s[k] for k in ("blocks", "aux1", "aux2") if k in s]
+        return [s] if not kids else [leaf for k in kids for leaf in leaves(k)]
+    convs = [s for s in leaves(spec) if s["type"] == "conv"]
+    assert len(convs) == sum(isinstance(m, paddle.nn.Conv2D) for m in model.sublayers())
+    assert sum(c["out"] * (c["in"] * c["kernel"][0] * c["kernel"][1] + c["bias"]) for c in convs) == \
+        sum(int(m.weight.size) + (int(m.bias.size) if m.bias is not None else 0)
+            for m in model.sublayers() if isinstance(m, paddle.nn.Conv2D))
+
+
+def test_interleave_rotates_the_order_and_drops_the_warmup():
+    calls = []
+    systems = {name: (lambda name=name: calls.append(name) or 1.0) for name in "abc"}
+    times = common.interleave(systems, reps=2, warmup=1, settle=0)
+    assert calls == list("abcbcacab")
+    assert times == {"a": [1.0, 1.0], "b": [1.0, 1.0], "c": [1.0, 1.0]}
+
+
+def test_torch_is_never_imported_by_the_harness_modules():
+    assert "torch" not in sys.modules

@@ -518,6 +518,19 @@ class Report:
                     for k, s in summaries.items()]
         df = pd.DataFrame(overview)
         doc.table(df, right=tuple(df.columns[2:]))
+        changed = []  # the zoo is today's code; the runs recorded what they trained
+        for k, s in summaries.items():
+            r = self.runs
+            mine = r[(r["variant"] == k[0]) & (r["image_size"] == k[1]) & (r["in_channels"] == k[2])
+                     & (r["num_classes"] == k[3])]
+            trained = sorted({(int(p), int(m)) for p, m in zip(mine["params"], mine["macs"])
+                              if not _nan(p) and not _nan(m)})
+            if s is not None and any(t != (s.params, s.macs) for t in trained):
+                changed.append(f"{k[0]} at {k[1]} px: the runs recorded "
+                               + "; ".join(f"{p:,} params, {m:,} MACs" for p, m in trained)
+                               + f", the model zoo now builds {s.params:,} params, {s.macs:,} MACs "
+                               "(the model changed since it was trained)")
+        doc.ul(changed)
         for k, s in summaries.items():
             doc.h(3, f"{k[0]} at {k[1]} px")
             if s is None:

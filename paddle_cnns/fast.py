@@ -35,7 +35,9 @@ _ENABLED = True
 GEMM_MAX_PIXELS = 100
 # 1x1 convs: the weight gradient as one batched GEMM + sum over images (fine for wide maps),
 # or, for small maps where that leaves an N x Cout x Cin temporary, one GEMM over all pixels.
-_BATCHED_WGRAD_MIN_PIXELS = 64
+_BATCHED_WGRAD_MIN_PIXELS = 144
+# Outputs smaller than this (per image) use one GEMM over all images' pixels (flat layout).
+_FLAT_MAX_PIXELS = 64
 
 
 def enabled() -> bool:
@@ -97,50 +99,80 @@ def add_channel_bias(y, bias):
     return _ChannelBias.apply(y, bias)
 
 
-# ---------------------------------------------------------------- conv as one GEMM
+# ---------------------------------------------------------------- conv as GEMMs over the batch
+
+def _out_size(size, k, stride, pad, dil):
+    return (size + 2 * pad - dil * (k - 1) - 1) // stride + 1
+
+
+def _columns(x, kernel, stride, padding, dilation):
+    """im2col of the whole batch, N x (Cin*kh*kw) x L; x itself for an unpadded stride-1 1x1 conv."""
+    n, cin, h, w = x.shape
+    if kernel == [1, 1] and stride == [1, 1] and padding == [0, 0]:
+        return x.reshape([n, cin, h * w])
+    return F.unfold(x, kernel, stride, padding, dilation)
+
+
+def _uncolumns(dcols, x_shape, kernel, stride, padding, dilation):
+    """The adjoint of _columns: col2im (fold) of N x K x L back to the input's shape."""
+    if kernel == [1, 1] and stride == [1, 1] and padding == [0, 0]:
+        return dcols.reshape(x_shape)
+    return F.fold(dcols, x_shape[2:], kernel, stride, padding, dilation)
+
 
 class _GemmConv(PyLayer):
-    """Bias-free conv2d (groups 1) as im2col over the whole batch and batched GEMMs.
+    """Bias-free conv2d (groups 1) as im2col of the whole batch and GEMMs.
 
-    Forward: cols = unfold(x) [N, K, L] (x itself for an unpadded stride-1 1x1 conv) and
-    y = W[Cout, K] @ cols. Backward: dx = fold(W^T @ dy); dW from dy and the saved cols.
+    cols = unfold(x), N x K x L (K = Cin*kh*kw, L output pixels), y = W[Cout, K] @ cols.
+    `flat` lays every image's pixels side by side, K x (N*L), so each product is one GEMM:
+    worth its two transposes when L is small (< 64), where per-image GEMMs are too thin.
+    Backward: dW = dy @ cols^T and dx = fold(W^T @ dy), the same GEMMs transposed.
     """
 
     @staticmethod
-    def forward(ctx, x, weight, stride, padding, dilation):
+    def forward(ctx, x, weight, stride, padding, dilation, flat):
         n, cin, h, w = x.shape
         cout, _, kh, kw = weight.shape
-        ho = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
-        wo = (w + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-        direct = kh == kw == 1 and stride == [1, 1] and padding == [0, 0]
-        cols = x.reshape([n, cin, h * w]) if direct else F.unfold(x, [kh, kw], stride, padding, dilation)
-        w2 = weight.reshape([cout, cin * kh * kw])
+        ho, wo = _out_size(h, kh, stride[0], padding[0], dilation[0]), _out_size(w, kw, stride[1], padding[1], dilation[1])
+        cols = _columns(x, [kh, kw], stride, padding, dilation)
+        k = cin * kh * kw
+        w2 = weight.reshape([cout, k])
+        if flat:
+            cols = cols.transpose([1, 0, 2]).reshape([k, n * ho * wo])
+            y = paddle.matmul(w2, cols).reshape([cout, n, ho * wo]).transpose([1, 0, 2])
+        else:
+            y = paddle.matmul(w2, cols)
         ctx.save_for_backward(cols, w2)
-        ctx.geometry = (direct, [n, cin, h, w], list(weight.shape), stride, padding, dilation)
+        ctx.geometry = (flat, [n, cin, h, w], [cout, cin, kh, kw], stride, padding, dilation)
         ctx.needs = (not x.stop_gradient, not weight.stop_gradient)
-        return paddle.matmul(w2, cols).reshape([n, cout, ho, wo])
+        return y.reshape([n, cout, ho, wo])
 
     @staticmethod
     def backward(ctx, grad):
         cols, w2 = ctx.saved_tensor()
-        direct, x_shape, w_shape, stride, padding, dilation = ctx.geometry
-        n, cout, k, pixels = x_shape[0], w_shape[0], cols.shape[1], cols.shape[2]
-        g = grad.reshape([n, cout, pixels])
+        flat, x_shape, w_shape, stride, padding, dilation = ctx.geometry
+        n, cout, pixels = x_shape[0], w_shape[0], grad.shape[2] * grad.shape[3]
         dx = dw = None  # paddle wants None for an input that needs no gradient (the images)
+        if flat:
+            g = grad.reshape([n, cout, pixels]).transpose([1, 0, 2]).reshape([cout, n * pixels])
+            if ctx.needs[1]:
+                dw = paddle.matmul(g, cols, transpose_y=True)
+            if ctx.needs[0]:
+                dcols = paddle.matmul(w2, g, transpose_x=True)  # K x (N*L)
+                dcols = dcols.reshape([w2.shape[1], n, pixels]).transpose([1, 0, 2])
+        else:
+            g = grad.reshape([n, cout, pixels])
+            if ctx.needs[1]:
+                if pixels >= _BATCHED_WGRAD_MIN_PIXELS:
+                    dw = paddle.matmul(g, cols, transpose_y=True).sum(axis=0)
+                else:  # one GEMM over all pixels, no N x Cout x K temporary
+                    gt = g.transpose([1, 0, 2]).reshape([cout, n * pixels])
+                    dw = paddle.matmul(gt, cols.transpose([1, 0, 2]).reshape([w2.shape[1], n * pixels]),
+                                       transpose_y=True)
+            if ctx.needs[0]:
+                dcols = paddle.matmul(w2, g, transpose_x=True)  # N x K x L
         if ctx.needs[0]:
-            dcols = paddle.matmul(w2, g, transpose_x=True)  # N x K x L
-            if direct:
-                dx = dcols.reshape(x_shape)
-            else:
-                dx = F.fold(dcols, x_shape[2:], w_shape[2:], stride, padding, dilation)
-        if not ctx.needs[1]:
-            pass
-        elif pixels >= _BATCHED_WGRAD_MIN_PIXELS:
-            dw = paddle.matmul(g, cols, transpose_y=True).sum(axis=0)
-        else:  # pixels of all images side by side: one GEMM, no N x Cout x K temporary
-            gt = g.transpose([1, 0, 2]).reshape([cout, n * pixels])
-            ct = cols.transpose([1, 0, 2]).reshape([k, n * pixels])
-            dw = paddle.matmul(gt, ct, transpose_y=True)
+            dx = _uncolumns(dcols, x_shape, w_shape[2:], stride, padding, dilation)
         return dx, None if dw is None else dw.reshape(w_shape)
 
 
@@ -148,12 +180,8 @@ def _gemm_conv_eval(x, weight, stride, padding, dilation):
     """_GemmConv's forward without saving anything, for evaluation under no_grad."""
     n, cin, h, w = x.shape
     cout, _, kh, kw = weight.shape
-    ho = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
-    wo = (w + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-    if kh == kw == 1 and stride == [1, 1] and padding == [0, 0]:
-        cols = x.reshape([n, cin, h * w])
-    else:
-        cols = F.unfold(x, [kh, kw], stride, padding, dilation)
+    ho, wo = _out_size(h, kh, stride[0], padding[0], dilation[0]), _out_size(w, kw, stride[1], padding[1], dilation[1])
+    cols = _columns(x, [kh, kw], stride, padding, dilation)
     return paddle.matmul(weight.reshape([cout, cin * kh * kw]), cols).reshape([n, cout, ho, wo])
 
 
@@ -173,7 +201,11 @@ def _fold_takes_1px() -> bool:
 
 
 class FastConv2D(nn.Conv2D):
-    """nn.Conv2D with a faster CPU path: GEMM for 1x1 convs and small maps, fast bias add."""
+    """nn.Conv2D with faster CPU paths, chosen per input size; the same parameters and results.
+
+    1x1 convs and outputs up to GEMM_MAX_PIXELS: GEMMs over the whole batch (_GemmConv), flat
+    below _FLAT_MAX_PIXELS. Larger maps: paddle's conv. The bias goes through add_channel_bias.
+    """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -182,22 +214,29 @@ class FastConv2D(nn.Conv2D):
                  or None in (pad, stride, dil) or isinstance(self._padding, str))
         self._geometry = None if plain else (stride, pad, dil)
 
-    def forward(self, x):
-        if self._geometry is None or not _on_cpu(x):
-            return super().forward(x)
+    def path(self, h: int, w: int) -> str:
+        """How an h x w input is convolved on the CPU: 'flat', 'batched' or 'paddle'."""
+        if self._geometry is None:
+            return "paddle"
         stride, pad, dil = self._geometry
         _, _, kh, kw = self.weight.shape
-        h, w = x.shape[2], x.shape[3]
-        ho = (h + 2 * pad[0] - dil[0] * (kh - 1) - 1) // stride[0] + 1
-        wo = (w + 2 * pad[1] - dil[1] * (kw - 1) - 1) // stride[1] + 1
+        pixels = _out_size(h, kh, stride[0], pad[0], dil[0]) * _out_size(w, kw, stride[1], pad[1], dil[1])
         direct = kh == kw == 1 and stride == [1, 1] and pad == [0, 0]
-        if (direct or ho * wo <= GEMM_MAX_PIXELS) and (direct or min(h, w) > 1 or _fold_takes_1px()):
-            if paddle.is_grad_enabled() and not (x.stop_gradient and self.weight.stop_gradient):
-                y = _GemmConv.apply(x, self.weight, stride, pad, dil)
-            else:
-                y = _gemm_conv_eval(x, self.weight, stride, pad, dil)
+        if not (direct or pixels <= GEMM_MAX_PIXELS) or not (direct or min(h, w) > 1 or _fold_takes_1px()):
+            return "paddle"
+        return "flat" if pixels < _FLAT_MAX_PIXELS else "batched"
+
+    def forward(self, x):
+        if self._geometry is None or not _on_cpu(x):  # measured on CPUs only: paddle's own elsewhere
+            return super().forward(x)
+        h, w = x.shape[2], x.shape[3]
+        path = self.path(h, w)
+        if path == "paddle":  # paddle's conv, but the fast bias add
+            y = F.conv2d(x, self.weight, None, *self._geometry)
+        elif paddle.is_grad_enabled() and not (x.stop_gradient and self.weight.stop_gradient):
+            y = _GemmConv.apply(x, self.weight, *self._geometry, path == "flat")
         else:
-            y = F.conv2d(x, self.weight, None, stride, pad, dil)
+            y = _gemm_conv_eval(x, self.weight, *self._geometry)
         return y if self.bias is None else add_channel_bias(y, self.bias)
 
 

@@ -44,11 +44,16 @@ def assert_same(fast_layer, plain_layer, x_np, input_grad=True, rtol=1e-5):
         assert_close(g1[name], g2[name], f"gradient of {name}", rtol)
 
 
-# (batch, in, out, height, width, kernel, stride, padding, dilation, bias): batched-GEMM path
-# (small maps), paddle-conv path (maps over GEMM_MAX_PIXELS), direct 1x1, strided 1x1,
-# 5x5, 11x11/4 (AlexNet's conv1), dilation, non-square and one-pixel maps.
+# (batch, in, out, height, width, kernel, stride, padding, dilation, bias): every path of
+# FastConv2D: flat GEMM (outputs < 64 px), batched GEMM (64-100 px, and 1x1 on wide maps),
+# paddle's conv (over 100 px; one-pixel maps on paddle 2.6, whose fold refuses them);
+# direct and strided 1x1, 5x5, 11x11/4 (AlexNet's conv1), dilation, non-square, one-pixel maps.
 CONVS = [
     (4, 8, 16, 6, 6, 3, 1, 1, 1, True),
+    (2, 4, 6, 9, 9, 3, 1, 1, 1, True),
+    (2, 4, 6, 2, 2, 3, 1, 1, 1, True),
+    (2, 4, 6, 3, 3, 3, 2, 1, 1, False),
+    (2, 5, 3, 4, 4, 5, 1, 2, 1, True),
     (4, 8, 16, 6, 6, 3, 1, 1, 1, False),
     (3, 16, 8, 20, 20, 3, 1, 1, 1, True),
     (4, 8, 16, 7, 7, 1, 1, 0, 1, True),
@@ -63,6 +68,12 @@ CONVS = [
 ]
 
 
+def test_the_conv_cases_cover_every_path():
+    paths = {fast.FastConv2D(cin, cout, k, stride, pad, dil).path(h, w)
+             for n, cin, cout, h, w, k, stride, pad, dil, bias in CONVS}
+    assert paths == {"flat", "batched", "paddle"}
+
+
 @pytest.mark.parametrize("n,cin,cout,h,w,k,stride,pad,dil,bias", CONVS)
 def test_fast_conv_matches_paddle_conv_outputs_and_gradients(n, cin, cout, h, w, k, stride, pad, dil, bias):
     paddle.seed(0)
@@ -75,7 +86,8 @@ def test_fast_conv_matches_paddle_conv_outputs_and_gradients(n, cin, cout, h, w,
     assert_same(fast_conv, plain, x, input_grad=False)  # a first layer: no gradient for the images
 
 
-@pytest.mark.parametrize("shape", [(4, 8, 16, 6, 6, 3, 1, 1), (3, 16, 8, 20, 20, 3, 1, 1), (4, 8, 16, 7, 7, 1, 1, 0)])
+@pytest.mark.parametrize("shape", [(4, 8, 16, 6, 6, 3, 1, 1), (3, 16, 8, 20, 20, 3, 1, 1), (4, 8, 16, 7, 7, 1, 1, 0),
+                                   (2, 4, 6, 9, 9, 3, 1, 1), (2, 4, 6, 2, 2, 3, 1, 1)])
 def test_fast_conv_evaluation_without_autograd_matches(shape):
     n, cin, cout, h, w, k, stride, pad = shape
     fast_conv, plain = fast.FastConv2D(cin, cout, k, stride, pad), nn.Conv2D(cin, cout, k, stride, pad)

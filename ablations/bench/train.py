@@ -7,10 +7,13 @@
 For each case (model, image size, batch) every system trains the same architecture on the same
 random batch: `ours` is paddle_cnns.engine.fit (reseeding, loss check, accuracy, scheduler);
 `bare` is forward + cross-entropy + backward + Momentum step, nothing else; `hapi` is
-paddle.Model.fit; `torch` is PyTorch eager on a mirror of the model (ablations/bench/torch_models.py,
-same parameter count); `eval` is paddle_cnns.engine.evaluate; `plain` (--compare-plain) is `ours`
-with paddle's own layers instead of paddle_cnns.fast's. Each lives in a worker process; their
-repetitions are interleaved and every ratio is a ratio of medians from this one run.
+paddle.Model.fit on the same model; `torch` is PyTorch eager on a mirror of the model
+(ablations/bench/torch_models.py, same parameter count); `eval` is paddle_cnns.engine.evaluate
+over the same batches; `plain` (--compare-plain) is `ours`
+with paddle's own layers instead of paddle_cnns.fast's, and `hapi_plain` paddle.Model.fit with
+paddle's own layers (the standard paddle way; `hapi` isolates the loop machinery). Each system
+lives in a worker process; their repetitions are interleaved and every ratio is a ratio of
+medians from this one run.
 Training GFLOP/s count 3 x 2 x MACs per image (forward, and a backward of twice the forward).
 """
 import argparse
@@ -26,12 +29,11 @@ PRESETS = {
     # The rows of issue 6's table, and all-tricks at 224 px for its memory target.
     "issue": "googlenet:64,googlenet:224,alexnet:96,vgg13_bn:64,all_tricks:64,all_tricks:224",
 }
-PADDLE_SYSTEMS = ("ours", "bare", "hapi", "plain", "eval")
 NUM_CLASSES = 16
 LR = 0.001  # speed does not depend on it; small enough that 50 steps on noise stay finite
 
 # Issue 6's targets, each a ratio measured in one run.
-TARGETS = {"ours/bare": 0.97, "ours/hapi": 1.2, "ours/torch": 1.0, "peak_pct": 50.0, "eval/train": 2.0,
+TARGETS = {"ours/bare": 0.97, "ours/hapi": 1.2, "ours/hapi_plain": 1.2, "ours/torch": 1.0, "peak_pct": 50.0, "eval/train": 2.0,
            "rss ours/torch": 1.2}
 
 COLUMNS = [("model", "model", 0), ("px", "px", 0), ("batch", "batch", 0),
@@ -41,7 +43,8 @@ COLUMNS = [("model", "model", 0), ("px", "px", 0), ("batch", "batch", 0),
            ("eval img/s", "eval", 1), ("eval/train", "eval/train", 2),
            ("MACs/img (M)", "mmacs", 0), ("GFLOP/s", "gflops", 1), ("% of GEMM peak", "peak_pct", 1),
            ("peak RSS ours/torch (MiB)", "rss_pair", 0), ("RSS ours/torch", "rss ours/torch", 2)]
-PLAIN_COLUMNS = [("plain img/s", "plain", 1), ("fast/plain", "ours/plain", 2)]
+PLAIN_COLUMNS = [("plain img/s", "plain", 1), ("fast/plain", "ours/plain", 2),
+                 ("hapi plain img/s", "hapi_plain", 1), ("ours/hapi plain", "ours/hapi_plain", 2)]
 
 
 # ---------------------------------------------------------------- paddle worker
@@ -65,19 +68,20 @@ class PaddleWorker:
         self.y = paddle.randint(0, NUM_CLASSES, [batch])
         self.nets, self.opts, self.scheds = {}, {}, {}
         info = {}
+        self.hapi = {}
         for system in systems:
-            net_key = "plain" if system == "plain" else ("ours" if system == "eval" else system)
+            net_key = "ours" if system == "eval" else system
             if net_key in self.nets:
                 continue
-            with fast.use_fast_layers(fast_layers and net_key != "plain"):
+            with fast.use_fast_layers(fast_layers and net_key not in ("plain", "hapi_plain")):
                 paddle.seed(0)
                 net = create_model(model, num_classes=NUM_CLASSES, image_size=px)
             sched = piecewise_decay(LR, 1, 10**9)
             self.nets[net_key], self.scheds[net_key] = net, sched
             self.opts[net_key] = make_optimizer("momentum", net.parameters(), sched)
-            if net_key == "hapi":
-                self.hapi = paddle.Model(net)
-                self.hapi.prepare(self.opts[net_key], nn.CrossEntropyLoss())
+            if net_key.startswith("hapi"):
+                self.hapi[net_key] = paddle.Model(net)
+                self.hapi[net_key].prepare(self.opts[net_key], nn.CrossEntropyLoss())
             if not info:
                 info = {"params": count_params(net),
                         "macs": sum(r.macs for r in summarize_model(net, 3, px))}
@@ -121,11 +125,14 @@ class PaddleWorker:
             opt.clear_grad()
         return time.perf_counter() - start
 
-    def _hapi(self, steps):
+    def _hapi(self, steps, key="hapi"):
         batches = [(self.x, self.y.reshape([-1, 1]))] * steps
         start = time.perf_counter()
-        self.hapi.fit(batches, epochs=1, verbose=0)
+        self.hapi[key].fit(batches, epochs=1, verbose=0)
         return time.perf_counter() - start
+
+    def _hapi_plain(self, steps):
+        return self._hapi(steps, "hapi_plain")
 
     def _eval(self, steps):
         from paddle_cnns.engine import evaluate
@@ -174,10 +181,10 @@ def parse_cases(text: str, batch: int) -> list[tuple[str, int, int]]:
 
 
 def measure_case(model, px, batch, args, torch_python) -> dict:
-    systems = ["ours", "bare", "hapi", "eval"] + (["plain"] if args.compare_plain else [])
+    systems = ["ours", "bare", "hapi", "eval"] + (["plain", "hapi_plain"] if args.compare_plain else [])
     workers = {"ours": common.Worker("ours", "ablations.bench.train"),
                "ref": common.Worker("bare/hapi", "ablations.bench.train")}
-    owner = {"ours": "ours", "eval": "ours", "bare": "ref", "hapi": "ref", "plain": "ref"}
+    owner = {"ours": "ours", "eval": "ours", "bare": "ref", "hapi": "ref", "plain": "ref", "hapi_plain": "ref"}
     if torch_python:
         workers["torch"] = common.Worker("torch", "ablations.bench.torch_models", python=torch_python)
         owner.update(torch="torch", torch_eval="torch")
@@ -206,6 +213,7 @@ def measure_case(model, px, batch, args, torch_python) -> dict:
     row["peak_pct"] = 100 * row["gflops"] / args.peak
     if "plain" in ips:
         row["ours/plain"] = ips["ours"] / ips["plain"]
+        row["ours/hapi_plain"] = ips["ours"] / ips["hapi_plain"]
     if torch_python:
         row["ours/torch"] = ips["ours"] / ips["torch"]
         row["torch_gflops"] = 6 * info["macs"] * ips["torch"] / 1e9

@@ -31,7 +31,7 @@ class Interrupted(Exception):
 
 
 def piecewise_decay(lr: float, epochs: int, steps_per_epoch: int, decay_epochs=(), gamma=0.1):
-    """LR x gamma at each epoch in `decay_epochs`, converted once to iteration boundaries.
+    """LR x gamma after each epoch in `decay_epochs`, converted once to iteration boundaries.
 
     The scheduler must then be stepped once per batch (paddle.hapi steps some schedulers
     per epoch and some per batch; here it is always per batch, and logged).
@@ -46,8 +46,12 @@ def piecewise_decay(lr: float, epochs: int, steps_per_epoch: int, decay_epochs=(
 
 
 def default_decay_epochs(epochs: int) -> tuple[int, ...]:
-    """x0.1 at 50% and 75% of training (rounded, distinct, inside the run)."""
-    points = sorted({round(epochs * 0.5), round(epochs * 0.75)})
+    """x0.1 after 50% and 75% of the epochs (rounded half up, distinct, inside the run).
+
+    An entry e means "from epoch e+1 on", as PaddleClas' decay epochs: 60 epochs decay after
+    epochs 30 and 45; 5 epochs (the CPU recipe) after 3 and 4.
+    """
+    points = sorted({math.floor(epochs * 0.5 + 0.5), math.floor(epochs * 0.75 + 0.5)})
     return tuple(p for p in points if 0 < p < epochs)
 
 

@@ -11,3 +11,7 @@ class UsageError(CNNsError, ValueError):
 
 class DataError(CNNsError):
     """A dataset that is missing, malformed or inconsistent (named in the message, with the fix)."""
+
+
+class NotPrepared(DataError):
+    """A dataset that needs preparing first (the message names the command that prepares it)."""

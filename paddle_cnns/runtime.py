@@ -26,7 +26,8 @@ def set_threads(threads: int | None = None) -> int:
         raise UsageError(f"--threads must be at least 1, got {n}")
     paddle.base.core.set_num_threads(n)
     paddle.set_flags({"FLAGS_paddle_num_threads": n})
-    os.environ["OMP_NUM_THREADS"] = str(n)  # for worker processes started later
+    # Not exported as OMP_NUM_THREADS: paddle prints a warning at import in every child process
+    # that inherits it; workers get their thread count as an argument instead.
     return n
 
 

@@ -310,3 +310,21 @@ def test_every_model_lowers_the_loss_in_30_steps_on_a_tiny_dataset(name):
         losses.append(float(loss))
     assert np.isfinite(losses).all(), name
     assert np.mean(losses[-6:]) < np.mean(losses[:6]), (name, losses[:6], losses[-6:])
+
+
+def test_summary_cli_prints_the_block_table_and_labelled_totals(capsys):
+    from ablations.summary import main
+    assert main(["googlenet", "--image-size", "96", "--in-channels", "1", "--num-classes", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "b3       480 x 6 x 6" in out and "832 x 3 x 3" in out
+    assert "parameters: 5,977,530" in out
+    assert "multiply-accumulates" in out and "FLOPs = 2 x MACs" in out
+
+
+def test_summary_cli_rejects_a_too_small_size_in_one_line(capsys):
+    from ablations.summary import main
+    with pytest.raises(SystemExit) as e:
+        main(["nin", "--image-size", "64"])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.strip() == ("error: model 'nin' needs image_size >= 67 px, got 64; "
+                                               "use --image-size 67 or more")

@@ -4,7 +4,7 @@ This is both the layout prepare_caltech16 writes and the AI Studio layout seed 0
 """
 import os
 
-from ..errors import DataError
+from ..errors import DataError, NotPrepared
 from .bundle import DataBundle, cached_bundle, read_stats
 from .labels import CLASS_FILE, LIST_NAMES, SPLITS, find_list, first_per_class, read_class_names, read_list
 from .store import check_present, has_images, open_store
@@ -18,7 +18,7 @@ def load_listed(dataset: str, data_dir: str, image_size: int, *, cache_dir, augm
     lists = {split: find_list(data_dir, split) for split in SPLITS}
     if lists["train"] is None or lists["eval"] is None:
         if not_prepared:
-            raise DataError(not_prepared)
+            raise NotPrepared(not_prepared)
         raise DataError(f"{data_dir} has no label lists: expected {LIST_NAMES['train'][0]}, {LIST_NAMES['eval'][0]} "
                         f"and {LIST_NAMES['test'][0]} ('relative/path.jpg label' per line) and {CLASS_FILE}")
     class_file = os.path.join(data_dir, CLASS_FILE)
@@ -35,7 +35,7 @@ def load_listed(dataset: str, data_dir: str, image_size: int, *, cache_dir, augm
         class_names = [str(i) for i in range(num)]
     store = open_store(data_dir, [p for p, _ in entries["train"]])
     if not_prepared and not has_images(data_dir) and not any(store.has(p) for p, _ in entries["train"][:5]):
-        raise DataError(not_prepared)
+        raise NotPrepared(not_prepared)
     for split, split_entries in entries.items():
         check_present(store, split_entries, lists[split])
     stats = read_stats(os.path.join(data_dir, STATS_FILE), 3)

@@ -141,7 +141,7 @@ def timed(fn, *args) -> float:
     return time.perf_counter() - start
 
 
-def gemm_peak_gflops(threads: int, size: int = 2048, reps: int = 7) -> float:
+def gemm_peak_gflops(threads: int, size: int = 2048, reps: int = 15) -> float:
     """Best fp32 GEMM rate of paddle.matmul (n x n x n) with `threads` threads, in GFLOP/s."""
     import paddle
 

@@ -285,7 +285,7 @@ def main(argv=None) -> list[dict]:
     args.peak = common.gemm_peak_gflops(args.threads)
     info = common.machine()
     print(f"{info['cpu']}, {info['cores']} cores, {args.threads} threads; paddle {paddle.__version__}; "
-          f"fp32 GEMM peak (paddle.matmul 2048^3, best of 7): {args.peak:.0f} GFLOP/s; "
+          f"fp32 GEMM peak (paddle.matmul 2048^3, best of 15): {args.peak:.0f} GFLOP/s; "
           f"{'plain' if args.plain_layers else 'fast'} layers", flush=True)
     rows = []
     for model, px, batch in cases:

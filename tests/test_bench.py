@@ -69,3 +69,13 @@ def test_interleave_rotates_the_order_and_drops_the_warmup():
 
 def test_torch_is_never_imported_by_the_harness_modules():
     assert "torch" not in sys.modules
+
+
+def test_sweep_compares_each_runs_results_between_the_two_ways():
+    from ablations.bench.sweep import compare
+
+    seq = {"a": {"final_train_loss": "0.5", "test_acc": "0.9"}, "b": {"final_train_loss": "1.0", "test_acc": ""}}
+    packed = {"a": {"final_train_loss": "0.5", "test_acc": "0.85"}, "b": {"final_train_loss": "1.0", "test_acc": ""}}
+    worst, missing = compare(seq, packed)
+    assert abs(worst - 0.05) < 1e-12 and missing == []
+    assert compare(seq, {"a": seq["a"]}) == (0.0, ["b"])

@@ -2,15 +2,17 @@
 
 Paddle's dygraph CPU convolution is im2col + one small sgemm per image, and its bias add is a
 generic broadcast over NCHW; both are far from the machine's GEMM speed. Measured on a 2-core
-AVX-512 Xeon (paddle 3.3.1, 2 threads, batch 32, forward + backward, interleaved medians):
+AVX-512 Xeon, machine otherwise idle (paddle 3.3.1, 2 threads, batch 32, forward + backward,
+medians of 11-15 interleaved repetitions):
 
 * bias add: `y + b.reshape([1, C, 1, 1])` and its gradient cost 3-5x a bias-free 1x1 conv.
   Broadcasting over the *leading* axis (`y + b.expand([C, H, W])`) is fast, and the bias
   gradient is two contiguous sums: `_ChannelBias` does both, with paddle ops.
-* small feature maps: at <= 10x10 outputs each image's GEMM is tiny (16-100 columns), and
-  paddle's conv backward is slow there. One batched GEMM over unfold()ed patches is 2-7x
-  faster (3x3 160->320 at 4x4: 3.9x). At 14x14 and up paddle's own conv is as fast or faster.
-* 1x1 convs: a GEMM on the NCHW tensor as it lies (no im2col) is 1.1-2.4x faster.
+* small maps: below 8x8 outputs each image's GEMM is thin (4-49 columns) and parallelises
+  badly. One GEMM over every image's unfold()ed patches side by side is faster: 3x3 convs
+  1.2x at 7x7, 1.3-1.5x at 4x4, 3x at 2x2. At 8x8 and up paddle's conv wins (0.7-0.8x).
+* 1x1 convs: GEMMs on the NCHW tensor as it lies (no im2col) win up to 16x16 maps (1.5x at
+  4x4, 1.2x at 8x8 and 16x16); at 28x28 paddle's conv is as fast.
 * max pool: paddle's plain max pool gradient rescans every window; the index-returning
   kernel (`return_mask=True`) scatters through the saved argmax, 1.4-1.9x faster, and
   non-overlapping pools (2x2/2) go back through `max_unpool2d`, faster still.
@@ -30,14 +32,13 @@ from paddle.autograd import PyLayer
 
 _ENABLED = True
 
-# Largest conv output map (height x width, per image) that goes through the batched GEMM:
-# 8x8 (64) wins 2.3x, 7x7 2x, 14x14 loses (0.9x), 16x16 loses (0.8x).
-GEMM_MAX_PIXELS = 100
-# 1x1 convs: the weight gradient as one batched GEMM + sum over images (fine for wide maps),
-# or, for small maps where that leaves an N x Cout x Cin temporary, one GEMM over all pixels.
+# Conv outputs (pixels per image) below this use one GEMM over all images' pixels ("flat").
+FLAT_MAX_PIXELS = 64
+# Unpadded stride-1 1x1 convs up to this many pixels use per-image GEMMs ("batched") ...
+DIRECT_MAX_PIXELS = 256
+# ... with the weight gradient as one GEMM over all pixels below this, else as per-image
+# GEMMs summed (which would leave an N x Cout x Cin temporary on small maps).
 _BATCHED_WGRAD_MIN_PIXELS = 144
-# Outputs smaller than this (per image) use one GEMM over all images' pixels (flat layout).
-_FLAT_MAX_PIXELS = 64
 
 
 def enabled() -> bool:
@@ -203,8 +204,8 @@ def _fold_takes_1px() -> bool:
 class FastConv2D(nn.Conv2D):
     """nn.Conv2D with faster CPU paths, chosen per input size; the same parameters and results.
 
-    1x1 convs and outputs up to GEMM_MAX_PIXELS: GEMMs over the whole batch (_GemmConv), flat
-    below _FLAT_MAX_PIXELS. Larger maps: paddle's conv. The bias goes through add_channel_bias.
+    Outputs under FLAT_MAX_PIXELS, and 1x1 convs up to DIRECT_MAX_PIXELS: GEMMs over the whole
+    batch (_GemmConv). Larger maps: paddle's conv. The bias goes through add_channel_bias.
     """
 
     def __init__(self, *args, **kwargs):
@@ -221,10 +222,13 @@ class FastConv2D(nn.Conv2D):
         stride, pad, dil = self._geometry
         _, _, kh, kw = self.weight.shape
         pixels = _out_size(h, kh, stride[0], pad[0], dil[0]) * _out_size(w, kw, stride[1], pad[1], dil[1])
-        direct = kh == kw == 1 and stride == [1, 1] and pad == [0, 0]
-        if not (direct or pixels <= GEMM_MAX_PIXELS) or not (direct or min(h, w) > 1 or _fold_takes_1px()):
-            return "paddle"
-        return "flat" if pixels < _FLAT_MAX_PIXELS else "batched"
+        if kh == kw == 1 and stride == [1, 1] and pad == [0, 0]:
+            if pixels > DIRECT_MAX_PIXELS:
+                return "paddle"
+            return "flat" if pixels < FLAT_MAX_PIXELS else "batched"
+        if pixels < FLAT_MAX_PIXELS and (min(h, w) > 1 or _fold_takes_1px()):
+            return "flat"
+        return "paddle"
 
     def forward(self, x):
         if self._geometry is None or not _on_cpu(x):  # measured on CPUs only: paddle's own elsewhere

@@ -45,8 +45,8 @@ def assert_same(fast_layer, plain_layer, x_np, input_grad=True, rtol=1e-5):
 
 
 # (batch, in, out, height, width, kernel, stride, padding, dilation, bias): every path of
-# FastConv2D: flat GEMM (outputs < 64 px), batched GEMM (64-100 px, and 1x1 on wide maps),
-# paddle's conv (over 100 px; one-pixel maps on paddle 2.6, whose fold refuses them);
+# FastConv2D: flat GEMM (outputs < 64 px), batched GEMM (1x1 convs on 64-256 px, both ways of
+# their weight gradient), paddle's conv (the rest; one-pixel maps on paddle 2.6's fold);
 # direct and strided 1x1, 5x5, 11x11/4 (AlexNet's conv1), dilation, non-square, one-pixel maps.
 CONVS = [
     (4, 8, 16, 6, 6, 3, 1, 1, 1, True),
@@ -58,6 +58,8 @@ CONVS = [
     (3, 16, 8, 20, 20, 3, 1, 1, 1, True),
     (4, 8, 16, 7, 7, 1, 1, 0, 1, True),
     (4, 8, 16, 24, 24, 1, 1, 0, 1, True),
+    (3, 8, 16, 10, 10, 1, 1, 0, 1, True),
+    (2, 8, 16, 16, 16, 1, 1, 0, 1, False),
     (2, 8, 6, 9, 9, 1, 2, 0, 1, True),
     (3, 5, 7, 9, 9, 5, 2, 2, 1, False),
     (2, 3, 6, 35, 35, 11, 4, 2, 1, True),

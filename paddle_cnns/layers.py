@@ -52,6 +52,23 @@ def conv_block(in_channels, out_channels, kernel_size, stride=1, padding=0, act=
     return nn.Sequential(*layers)
 
 
+def fc_classifier(features: nn.Layer, in_channels: int, image_size: int, num_classes: int,
+                  hidden: int = 4096, dropout: float = 0.5) -> nn.Sequential:
+    """AlexNet's and VGG's head: flatten, two hidden ReLU layers with dropout, linear logits.
+
+    Its input width is the features' real output at `image_size`, so the head fits any size.
+    The logits stay linear: seed 004's AlexNet puts a ReLU after the last layer, which clips
+    every negative logit to 0 and stalls learning for classes whose scores start negative.
+    """
+    c, h, w = output_shape(features, in_channels, image_size)
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(c * h * w, hidden), nn.ReLU(), nn.Dropout(dropout),
+        nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout),
+        nn.Linear(hidden, num_classes),
+    )
+
+
 def batch_norm(channels: int) -> nn.BatchNorm2D:
     # Explicit scale 1, shift 0: a ParamAttr initializer outranks init_scope's global one.
     return nn.BatchNorm2D(channels, weight_attr=paddle.ParamAttr(initializer=nn.initializer.Constant(1.0)),

@@ -1,7 +1,7 @@
 """AlexNet (Krizhevsky et al. 2012), single-tower, with the paper's 96-256-384-384-256 channels."""
 import paddle.nn as nn
 
-from ..layers import conv2d, max_pool2d, output_shape
+from ..layers import conv2d, fc_classifier, max_pool2d
 from ..registry import ModelSpec, register
 from .base import BlockNet
 
@@ -21,15 +21,9 @@ def alexnet(num_classes, in_channels, image_size):
                                  *_conv_relu(384, 384, 3, padding=1),
                                  *_conv_relu(384, 256, 3, padding=1), max_pool2d(3, 2))),
     ]
-    c, h, w = output_shape(nn.Sequential(*features), in_channels, image_size)
-    classifier = nn.Sequential(
-        nn.Flatten(),
-        nn.Linear(c * h * w, 4096), nn.ReLU(), nn.Dropout(0.5),
-        nn.Linear(4096, 4096), nn.ReLU(), nn.Dropout(0.5),
-        # Logits stay linear. Seed 004 puts a ReLU after this layer, which clips every negative
-        # logit to 0 and stalls learning for classes whose scores start negative: a bug.
-        nn.Linear(4096, num_classes),
-    )
+    # FC 4096-4096 with dropout 0.5 and linear logits (seed 004's ReLU on the logits is a bug:
+    # see fc_classifier).
+    classifier = fc_classifier(nn.Sequential(*features), in_channels, image_size, num_classes)
     return BlockNet(features + [("classifier", classifier)])
 
 

@@ -1,7 +1,7 @@
 """VGG 11/13/16/19 (Simonyan & Zisserman 2014), with and without BatchNorm after every conv."""
 import paddle.nn as nn
 
-from ..layers import conv_block, max_pool2d, output_shape
+from ..layers import conv_block, fc_classifier, max_pool2d
 from ..registry import ModelSpec, register
 from .base import BlockNet
 
@@ -19,15 +19,9 @@ def vgg(num_classes, in_channels, image_size, depths, batch_norm):
             layers += list(conv_block(cin, cout, 3, padding=1, norm="pre" if batch_norm else None))
             cin = cout
         blocks.append((f"block{i}", nn.Sequential(*layers, max_pool2d(2, 2))))
-    c, h, w = output_shape(nn.Sequential(*blocks), in_channels, image_size)
     # The paper's classifier on a 512 x (size/32)^2 flatten: 7x7 at 224 px, as published
     # (VGG16 with 1000 classes: 138,357,544 parameters).
-    classifier = nn.Sequential(
-        nn.Flatten(),
-        nn.Linear(c * h * w, 4096), nn.ReLU(), nn.Dropout(0.5),
-        nn.Linear(4096, 4096), nn.ReLU(), nn.Dropout(0.5),
-        nn.Linear(4096, num_classes),
-    )
+    classifier = fc_classifier(nn.Sequential(*blocks), in_channels, image_size, num_classes)
     return BlockNet(blocks + [("classifier", classifier)])
 
 

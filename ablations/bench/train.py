@@ -7,13 +7,14 @@
 For each case (model, image size, batch) every system trains the same architecture on the same
 random batch: `ours` is paddle_cnns.engine.fit (reseeding, loss check, accuracy, scheduler);
 `bare` is forward + cross-entropy + backward + Momentum step, nothing else; `hapi` is
-paddle.Model.fit on the same model; `torch` is PyTorch eager on a mirror of the model
+paddle.Model.fit; these three (and `eval`) train the very same network in one worker process,
+so their ratios measure the loop alone. `torch` is PyTorch eager on a mirror of the model
 (ablations/bench/torch_models.py, same parameter count); `eval` is paddle_cnns.engine.evaluate
-over the same batches; `plain` (--compare-plain) is `ours`
-with paddle's own layers instead of paddle_cnns.fast's, and `hapi_plain` paddle.Model.fit with
-paddle's own layers (the standard paddle way; `hapi` isolates the loop machinery). Each system
-lives in a worker process; their repetitions are interleaved and every ratio is a ratio of
-medians from this one run.
+over the same batches. With --compare-plain, `plain` is `ours` with paddle's own layers instead
+of paddle_cnns.fast's and `hapi_plain` is paddle.Model.fit with paddle's own layers (the
+standard paddle way), both in a second worker. Repetitions of all
+systems are interleaved and every ratio is a ratio of medians from this one run. Peak RSS is
+each worker's (VmHWM): ours covers ours, bare, hapi and eval on one network.
 Training GFLOP/s count 3 x 2 x MACs per image (forward, and a backward of twice the forward).
 """
 import argparse
@@ -30,6 +31,9 @@ PRESETS = {
     "issue": "googlenet:64,googlenet:224,alexnet:96,vgg13_bn:64,all_tricks:64,all_tricks:224",
 }
 NUM_CLASSES = 16
+# Systems that train the same network in the same worker process, so their ratios measure the
+# loop alone (two processes running the same work differ by up to ~8% in medians here).
+NET_OF = {"ours": "ours", "bare": "ours", "hapi": "ours", "eval": "ours", "plain": "plain", "hapi_plain": "plain"}
 LR = 0.001  # speed does not depend on it; small enough that 50 steps on noise stay finite
 
 # Issue 6's targets, each a ratio measured in one run.
@@ -66,22 +70,21 @@ class PaddleWorker:
         paddle.seed(0)
         self.x = paddle.randn([batch, 3, px, px])
         self.y = paddle.randint(0, NUM_CLASSES, [batch])
-        self.nets, self.opts, self.scheds = {}, {}, {}
+        self.nets, self.opts, self.scheds, self.hapi = {}, {}, {}, {}
         info = {}
-        self.hapi = {}
         for system in systems:
-            net_key = "ours" if system == "eval" else system
-            if net_key in self.nets:
+            key = NET_OF[system]
+            if key in self.nets:
                 continue
-            with fast.use_fast_layers(fast_layers and net_key not in ("plain", "hapi_plain")):
+            with fast.use_fast_layers(fast_layers and key == "ours"):
                 paddle.seed(0)
                 net = create_model(model, num_classes=NUM_CLASSES, image_size=px)
             sched = piecewise_decay(LR, 1, 10**9)
-            self.nets[net_key], self.scheds[net_key] = net, sched
-            self.opts[net_key] = make_optimizer("momentum", net.parameters(), sched)
-            if net_key.startswith("hapi"):
-                self.hapi[net_key] = paddle.Model(net)
-                self.hapi[net_key].prepare(self.opts[net_key], nn.CrossEntropyLoss())
+            self.nets[key], self.scheds[key] = net, sched
+            self.opts[key] = make_optimizer("momentum", net.parameters(), sched)
+            # paddle.Model.fit on the very same network and optimizer: only the loop differs.
+            self.hapi[key] = paddle.Model(net)
+            self.hapi[key].prepare(self.opts[key], nn.CrossEntropyLoss())
             if not info:
                 info = {"params": count_params(net),
                         "macs": sum(r.macs for r in summarize_model(net, 3, px))}
@@ -114,7 +117,7 @@ class PaddleWorker:
     def _bare(self, steps):
         import paddle.nn.functional as F
 
-        net, opt = self.nets["bare"], self.opts["bare"]
+        net, opt = self.nets["ours"], self.opts["ours"]
         net.train()
         start = time.perf_counter()
         for _ in range(steps):
@@ -125,14 +128,14 @@ class PaddleWorker:
             opt.clear_grad()
         return time.perf_counter() - start
 
-    def _hapi(self, steps, key="hapi"):
+    def _hapi(self, steps, key="ours"):
         batches = [(self.x, self.y.reshape([-1, 1]))] * steps
         start = time.perf_counter()
         self.hapi[key].fit(batches, epochs=1, verbose=0)
         return time.perf_counter() - start
 
     def _hapi_plain(self, steps):
-        return self._hapi(steps, "hapi_plain")
+        return self._hapi(steps, "plain")
 
     def _eval(self, steps):
         from paddle_cnns.engine import evaluate
@@ -182,17 +185,20 @@ def parse_cases(text: str, batch: int) -> list[tuple[str, int, int]]:
 
 def measure_case(model, px, batch, args, torch_python) -> dict:
     systems = ["ours", "bare", "hapi", "eval"] + (["plain", "hapi_plain"] if args.compare_plain else [])
-    workers = {"ours": common.Worker("ours", "ablations.bench.train"),
-               "ref": common.Worker("bare/hapi", "ablations.bench.train")}
-    owner = {"ours": "ours", "eval": "ours", "bare": "ref", "hapi": "ref", "plain": "ref", "hapi_plain": "ref"}
+    workers = {"ours": common.Worker("ours", "ablations.bench.train")}
+    owner = {s: "ours" if NET_OF[s] == "ours" else "plain" for s in systems}
+    if args.compare_plain:
+        workers["plain"] = common.Worker("plain", "ablations.bench.train")
     if torch_python:
         workers["torch"] = common.Worker("torch", "ablations.bench.torch_models", python=torch_python)
         owner.update(torch="torch", torch_eval="torch")
         systems += ["torch", "torch_eval"]
     try:
         setup = dict(model=model, px=px, batch=batch, threads=args.threads, fast_layers=not args.plain_layers)
-        info = workers["ours"].call("setup", systems=["ours", "eval"], describe_model=bool(torch_python), **setup)
-        workers["ref"].call("setup", systems=[s for s in systems if owner[s] == "ref"], **setup)
+        info = workers["ours"].call("setup", systems=[s for s in systems if owner[s] == "ours"],
+                                    describe_model=bool(torch_python), **setup)
+        if args.compare_plain:
+            workers["plain"].call("setup", systems=["plain", "hapi_plain"], **setup)
         if torch_python:
             workers["torch"].call("setup", spec=info["spec"], px=px, batch=batch, threads=args.threads)
 

@@ -246,12 +246,28 @@ class FastConv2D(nn.Conv2D):
 
 # ---------------------------------------------------------------- max pool
 
+def _pool_with_argmax(x, kernel, stride, padding):
+    """max_pool2d's output and argmax, safe when a window holds no number.
+
+    Paddle's index-returning kernel compares with `>` from -FLT_MAX, so a window of NaNs (a
+    diverging run) or of -inf yields -3.4e38 and the index -1; scattering a gradient through
+    -1 writes outside the tensor and corrupts the heap. Such windows get the plain kernel's
+    value (NaN propagates, so the loss still shows the divergence) and index 0.
+    """
+    y, mask = F.max_pool2d(x, kernel, stride, padding, return_mask=True)
+    bad = mask < 0
+    if bool(bad.any()):  # one cheap reduction; the branch runs only on non-numbers
+        y = paddle.where(bad, F.max_pool2d(x, kernel, stride, padding), y)
+        mask = paddle.where(bad, paddle.zeros_like(mask), mask)
+    return y, mask
+
+
 class _UnpoolMax(PyLayer):
     """Non-overlapping max pool whose gradient goes back through max_unpool2d (argmax scatter)."""
 
     @staticmethod
     def forward(ctx, x, kernel, stride, padding):
-        y, mask = F.max_pool2d(x, kernel, stride, padding, return_mask=True)
+        y, mask = _pool_with_argmax(x, kernel, stride, padding)
         ctx.save_for_backward(mask)
         ctx.geometry = (kernel, stride, padding, list(x.shape[2:]))
         return y
@@ -284,7 +300,10 @@ class FastMaxPool2D(nn.MaxPool2D):
             return F.max_pool2d(x, k, s, p)
         if k[0] <= s[0] and k[1] <= s[1] and p == [0, 0]:  # disjoint windows: unpooling is the gradient
             return _UnpoolMax.apply(x, k, s, p)
-        return F.max_pool2d(x, k, s, p, return_mask=True)[0]
+        y, mask = F.max_pool2d(x, k, s, p, return_mask=True)
+        if bool((mask < 0).any()):  # a window without a number: see _pool_with_argmax
+            return F.max_pool2d(x, k, s, p)
+        return y
 
 
 # ---------------------------------------------------------------- factories

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from dataclasses import asdict, dataclass, replace
@@ -138,13 +139,27 @@ def _require(cond: bool, message: str) -> None:
         raise UsageError(message)
 
 
-def _check_writable(path: str, flag: str) -> None:
-    """The nearest existing ancestor must be a writable folder, without creating anything."""
+def _check_writable(path: str, flag: str, is_file: bool = False) -> None:
+    """The nearest existing ancestor must be a folder we can create in; nothing is left behind.
+
+    Tried for real (a temporary folder made and removed) rather than with os.access, which
+    says yes to root for read-only mounts and pseudo-filesystems such as /proc.
+    """
     probe = os.path.abspath(path)
+    if is_file:
+        if os.path.exists(probe):
+            try:
+                open(probe, "a").close()  # appending nothing changes nothing
+            except OSError:
+                raise UsageError(f"{flag} {path}: cannot append to it; choose another {flag}") from None
+            return
+        probe = os.path.dirname(probe)
     while not os.path.exists(probe):
         probe = os.path.dirname(probe)
-    _require(os.path.isdir(probe) and os.access(probe, os.W_OK | os.X_OK),
-             f"{flag} {path}: {probe} is not a writable folder; choose another {flag}")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".write-test-", dir=probe))
+    except OSError:
+        raise UsageError(f"{flag} {path}: cannot create folders in {probe}; choose another {flag}") from None
 
 
 def plan(args, on_gpu: bool) -> list[RunConfig]:
@@ -175,9 +190,9 @@ def plan(args, on_gpu: bool) -> list[RunConfig]:
     else:
         names = [args.variant] if args.variant else [n.strip() for n in args.variants.split(",") if n.strip()]
         models = study.expand(names, args.lr_decay)
-    for path, flag in ((args.logdir, "--logdir"), (args.checkpoint_dir, "--checkpoint-dir"),
-                       (os.path.dirname(args.results) or ".", "--results")):
-        _check_writable(path, flag)
+    _check_writable(args.logdir, "--logdir")
+    _check_writable(args.checkpoint_dir, "--checkpoint-dir")
+    _check_writable(args.results, "--results", is_file=True)
     runs = []
     for model, lr_decay in models:
         size = study.image_size_for(model, args.image_size, recipe)

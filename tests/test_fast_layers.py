@@ -177,14 +177,29 @@ def _macs_plain(name, size):
         return summary(name, size, num_classes=5).macs
 
 
+def _bn_net(on):
+    """conv -> act -> BN and conv -> BN -> act blocks, pools, 1x1 and small-map convs: every fast path."""
+    from paddle_cnns.layers import conv_block, max_pool2d
+
+    with fast.use_fast_layers(on):
+        paddle.seed(0)
+        return nn.Sequential(
+            conv_block(3, 8, 3, padding=1, act="sigmoid", norm="post"), max_pool2d(2, 2),   # 16x16
+            conv_block(8, 16, 5, padding=2, norm="pre"), max_pool2d(3, 2, padding=1),       # 8x8
+            conv_block(16, 16, 1, act="leaky_relu", norm="post"), max_pool2d(2, 2),         # 4x4
+            conv_block(16, 8, 3, padding=1, norm="post"), nn.Flatten(), nn.Linear(128, 3))
+
+
 def test_a_training_step_matches_with_batch_norm_in_train_mode():
     # In float64, so the comparison shows the same arithmetic: in float32, train-mode BatchNorm's
     # mean subtraction amplifies rounding to ~0.4% of some small bias gradients in the plain
     # network itself (against its own float64 result), fast layers or not.
-    fast_model, plain = _build("baseline", 32, True), _build("baseline", 32, False)
-    plain.set_state_dict(fast_model.state_dict())
-    fast_model.to(dtype="float64"), plain.to(dtype="float64")
+    fast_net, plain = _bn_net(True), _bn_net(False)
+    assert {type(m) for m in fast_net.sublayers()} >= {fast.FastConv2D, fast.FastMaxPool2D}
+    assert {fast.FastConv2D(16, 16, 1).path(8, 8), fast.FastConv2D(16, 8, 3, padding=1).path(4, 4)} == {"batched", "flat"}
+    plain.set_state_dict(fast_net.state_dict())
+    fast_net.to(dtype="float64"), plain.to(dtype="float64")
     x = np.random.RandomState(0).randn(4, 3, 32, 32)
-    assert_same(fast_model, plain, x, rtol=1e-9)
-    for (k, a), (_, b) in zip(fast_model.state_dict().items(), plain.state_dict().items()):
+    assert_same(fast_net, plain, x, rtol=1e-9)
+    for (k, a), (_, b) in zip(fast_net.state_dict().items(), plain.state_dict().items()):
         assert_close(a.numpy(), b.numpy(), f"running statistic {k}", rtol=1e-9)

@@ -172,7 +172,7 @@ def test_same_seed_gives_identical_losses_and_packed_sweep_matches_sequential(tm
     seq.mkdir()
     packed.mkdir()
     args = ["--variants", "gap,all_tricks", "--epochs", "2", *TINY]
-    _run(seq, *args, "--jobs", "1", "--threads", "1")
+    _run(seq, *args, "--jobs", "1", "--threads", "2")  # 2 threads one run vs 1 thread each, packed
     out = _run(packed, *args, "--jobs", "2", "--threads", "2").stdout
     assert "2 runs, 2 at a time" in out and "summary: 2 of 2 runs finished" in out
     for variant in ("gap", "all_tricks"):

@@ -19,10 +19,14 @@ def _sizes(name):
 @pytest.mark.parametrize("in_channels", [1, 3])
 @pytest.mark.parametrize("name", ALL)
 def test_every_model_gives_logits_and_backpropagates_at_every_size(name, in_channels):
-    for size in _sizes(name):
+    # The channel count reaches only the first conv and sizes reach only the spatial shapes, so
+    # grayscale is checked at the smallest size and RGB at every size (this matrix of 224 px
+    # builds was the slowest part of the suite).
+    sizes = _sizes(name) if in_channels == 3 else [min(_sizes(name))]
+    for size in sizes:
         paddle.seed(0)
         model = pc.create_model(name, num_classes=5, in_channels=in_channels, image_size=size)
-        n = 1  # one image keeps 184 builds and backward passes fast on 2 cores
+        n = 1  # one image keeps the builds and backward passes fast on 2 cores
         x = paddle.randn([n, in_channels, size, size])
         out = model(x)
         logits = out[0] if isinstance(out, (tuple, list)) else out

@@ -292,7 +292,8 @@ def test_hand_computed_case_in_the_report(handwritten, tmp_path):
 
     claims = {r["seed 004 claims"]: r for r in md_table(md, "## 4. Against the seed article")}
     sigmoid = claims["A sigmoid CNN does not converge"]
-    assert sigmoid["we measured"] == "best eval acc 11.0% (chance 10.0%)" and sigmoid["verdict"] == "agree"
+    assert sigmoid["we measured"] == "balanced test acc 10.0% (chance 10.0%); best eval acc 11.0%"
+    assert sigmoid["verdict"] == "agree"
     assert claims["BatchNorm makes the sigmoid CNN converge"]["verdict"] == "agree"
     gap_claim = claims["Global average pooling instead of the FC head"]  # +11 is 14 pts short of +25
     assert gap_claim["we measured"].startswith("+11.0 pts (n=3, 95% CI +8.5 to +13.5)")
@@ -312,6 +313,23 @@ def test_one_seed_of_tricks_only_gives_a_report_without_intervals(tmp_path):
     assert "classic networks not run" not in md and "no classic networks run" in md
     assert sorted(f for f in os.listdir(tmp_path / "out") if f.endswith(".png")) == [
         "accuracy_vs_cost.png", "confusion.png", "trick_deltas.png"]
+
+
+def test_a_net_that_always_answers_the_largest_class_does_not_converge(tmp_path):
+    # Caltech-16's real sigmoid CNN: 22.3% accuracy, every image called the largest class, so
+    # balanced accuracy sits at chance; accuracy alone would pass it as converged (> 2 x 10%).
+    path = str(tmp_path / "results.csv")
+    for seed in (0, 1):
+        append_row(path, row("sigmoid", seed, 0.223, test_balanced_acc=0.1))
+        append_row(path, row("baseline", seed, 0.5, test_balanced_acc=0.45))
+    _, md = build(path, tmp_path / "logs", tmp_path / "out")
+    claims = {r["seed 004 claims"]: r for r in md_table(md, "## 4. Against the seed article")}
+    sigmoid = claims["A sigmoid CNN does not converge"]
+    assert sigmoid["we measured"] == "balanced test acc 10.0% (chance 10.0%); best eval acc 23.3%"
+    assert sigmoid["verdict"] == "agree"
+    baseline = claims["BatchNorm makes the sigmoid CNN converge"]
+    assert baseline["we measured"] == "balanced test acc 45.0% (chance 10.0%); best eval acc 51.0%"
+    assert baseline["verdict"] == "agree"
 
 
 def test_runs_of_different_recipes_are_never_compared(tmp_path):

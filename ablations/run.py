@@ -18,12 +18,7 @@ from dataclasses import asdict, dataclass, replace
 from . import cli
 
 cli.quiet_paddle_logs()  # before paddle is imported
-# MKL sums in an order that depends on the thread count unless MKL_CBWR=AUTO,STRICT, and training
-# amplifies that: the same run with 2 threads or packed at 1 thread moved its 3-epoch loss by 0.18
-# (bench/sweep). Strict mode makes a run's numbers independent of --threads/--jobs (measured
-# bitwise equal) at no visible cost (209.7 s vs 204.3 s for the same 4-run sweep). It must be
-# set before MKL loads, i.e. before paddle is imported; children inherit it. Users may override.
-os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+cli.reproducible_mkl()  # before paddle is imported: numbers independent of --threads/--jobs
 
 import paddle  # noqa: E402
 

@@ -7,8 +7,9 @@ Both ways run `python -m ablations.run` on the same runs into fresh folders: seq
 --jobs 1 (every thread to one run at a time) and packed with --jobs N (N runs at once, threads
 split). Repetitions alternate the two. Each run's results (losses, accuracies) are compared
 between the two ways. MKL sums in another order with another thread count, and training
-amplifies that (a 3-epoch run's loss can move by 0.2), unless MKL_CBWR=AUTO,STRICT (--mkl-cbwr)
-makes MKL thread-count invariant: then they are bitwise equal.
+amplifies that (a 3-epoch run's loss can move by 0.2) unless MKL_CBWR=AUTO,STRICT makes MKL
+thread-count invariant: then they are bitwise equal. ablations.run sets that by default; --mkl-cbwr
+(or MKL_CBWR in the environment) chooses another value, e.g. COMPATIBLE, to see the drift.
 """
 import argparse
 import csv
@@ -19,6 +20,7 @@ import sys
 import tempfile
 import time
 
+from ablations import cli
 from ablations.cli import main_guard
 
 from . import common
@@ -43,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reps", type=int, default=1, help="repetitions of each way (alternating; medians)")
     p.add_argument("--mkl-cbwr", default=None, metavar="VALUE",
                    help="set MKL_CBWR for every run (e.g. AUTO,STRICT: MKL's results then do not depend on the "
-                        "thread count, so packed runs give bitwise the sequential results); default: inherited")
+                        "thread count, so packed runs give bitwise the sequential results); default: MKL_CBWR "
+                        f"from the environment, else ablations.run's {cli.MKL_CBWR_DEFAULT}")
     p.add_argument("--tolerance", type=float, default=1e-3,
                    help="largest difference in a run's losses/accuracies that still counts as the same result")
     p.add_argument("--out", default=f"{common.BENCH_DIR}/sweep", help="writes OUT.csv and OUT.md")
@@ -135,8 +138,9 @@ def main(argv=None) -> list[dict]:
            "threads": threads, "jobs": jobs, "reps": args.reps, "sequential_s": seq, "packed_s": packed,
            "speedup": seq / packed, "seq_train_s": common.median(train_s["seq"]),
            "packed_train_s": common.median(train_s["packed"]), "max_result_diff": worst, "same_results": worst <= args.tolerance and not missing,
-           "missing_runs": " ".join(missing), "mkl_cbwr": os.environ.get("MKL_CBWR", "") if args.mkl_cbwr is None
-           else args.mkl_cbwr, "date": time.strftime("%Y-%m-%d %H:%M")}
+           "missing_runs": " ".join(missing),
+           "mkl_cbwr": args.mkl_cbwr or os.environ.get("MKL_CBWR", cli.MKL_CBWR_DEFAULT),  # what the runs used
+           "date": time.strftime("%Y-%m-%d %H:%M")}
     columns = [("runs", "runs", 0), ("threads", "threads", 0), ("jobs", "jobs", 0),
                ("sequential (s)", "sequential_s", 1), ("packed (s)", "packed_s", 1), ("speedup", "speedup", 2),
                ("training steps, seq (s)", "seq_train_s", 1), ("training steps, packed (s)", "packed_train_s", 1),

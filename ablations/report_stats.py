@@ -276,14 +276,14 @@ def _measure(claim: Claim, by_name: dict, own: pd.DataFrame) -> tuple[str, str]:
         cfg = by_name.get(claim.variant)
         if cfg is None:
             return f"{claim.variant} not run", "not measured"
-        if not _finite(cfg["test_balanced_acc"]) and cfg["finished"]:
-            return f"{claim.variant}: no balanced test accuracy recorded (older results file)", "not measured"
-        chance = _chance(cfg)
-        if _finite(cfg["test_balanced_acc"]):
-            converged = cfg["test_balanced_acc"] > CONVERGE_FACTOR * chance
-            text = f"balanced test acc {100 * cfg['test_balanced_acc']:.1f}% (chance {100 * chance:.1f}%)"
+        balanced, chance = cfg["test_balanced_acc"], _chance(cfg)
+        if _finite(balanced):
+            converged = balanced > CONVERGE_FACTOR * chance
+            text = f"balanced test acc {100 * balanced:.1f}% (chance {100 * chance:.1f}%)"
             if _finite(cfg["best_eval_any"]):
                 text += f"; best eval acc {100 * cfg['best_eval_any']:.1f}%"
+        elif cfg["finished"]:
+            return f"{claim.variant}: no balanced test accuracy recorded (older results file)", "not measured"
         elif cfg["diverged"]:
             converged, text = False, "no run finished"
         else:

@@ -13,6 +13,14 @@ from paddle_cnns.runtime import set_threads  # noqa: E402
 
 set_threads()
 paddle.set_device("cpu")
+# MKL reads MKL_CBWR once, at its first call. The CLIs set MKL_CBWR=AUTO,STRICT for their runs
+# (float32 only); with it, MKL's float64 GEMM dies of SIGILL on AMD CPUs (seen on an EPYC), and
+# some tests compare in float64. So MKL starts here without it, whatever a CLI module sets later
+# for the subprocesses the tests start.
+_cbwr = os.environ.pop("MKL_CBWR", None)
+paddle.matmul(paddle.ones([2, 2], dtype="float64"), paddle.ones([2, 2], dtype="float64"))
+if _cbwr is not None:
+    os.environ["MKL_CBWR"] = _cbwr
 
 
 @pytest.fixture

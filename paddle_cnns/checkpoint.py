@@ -43,9 +43,9 @@ def load_checkpoint(path: str) -> dict:
     try:
         ckpt = paddle.load(path)
     except Exception as e:  # a foreign or damaged file: say which, never a traceback
-        raise CNNsError(f"cannot read checkpoint {path} ({type(e).__name__}); delete it or run with --force") from e
+        raise CNNsError(f"cannot read checkpoint {path} ({type(e).__name__})", fix="restart") from e
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise CNNsError(f"checkpoint {path} is from another version of paddle-cnns; run with --force")
+        raise CNNsError(f"checkpoint {path} is from another version of paddle-cnns", fix="restart")
     return ckpt
 
 

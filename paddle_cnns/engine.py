@@ -22,7 +22,7 @@ class Diverged(Exception):
     """The loss became NaN or infinite; the model's weights after this step are not usable."""
 
     def __init__(self, epoch: int, step: int):
-        super().__init__(f"non-finite loss at epoch {epoch} step {step}; lower --lr")
+        super().__init__(f"non-finite loss at epoch {epoch} step {step}")
         self.epoch, self.step = epoch, step
 
 
@@ -179,7 +179,8 @@ def fit(model, optimizer, scheduler, train_batches: Callable[[int], Iterable], e
             if stop_requested():
                 raise Interrupted()
         if p["n"] == 0:
-            raise UsageError("the training split gave no batches; check the dataset and --batch-size")
+            raise UsageError("the training split gave no batches; check the dataset and the batch size",
+                             fix="batch_size")
         eval_start = time.perf_counter()
         ev = evaluate(model, eval_loader, num_classes)
         row = {

@@ -1,8 +1,18 @@
-"""Errors the library raises for bad input; the CLI turns them into one line and exit code 2."""
+"""Errors the library raises for bad input; the CLI turns them into one line and exit code 2.
+
+Messages say what is wrong in the library's own terms (parameters, files). A `fix` names what the
+user can change — a parameter such as "lr" or an action such as "prepare" — and `details` carry
+the values a fix needs; the command-line layer (ablations.cli) turns them into flag hints.
+"""
+from __future__ import annotations
 
 
 class CNNsError(Exception):
     """Base class: a problem with what the user asked for, not a bug in the library."""
+
+    def __init__(self, message: str = "", fix: str | None = None, **details):
+        super().__init__(message)
+        self.fix, self.details = fix, details
 
 
 class UsageError(CNNsError, ValueError):
@@ -14,4 +24,4 @@ class DataError(CNNsError):
 
 
 class NotPrepared(DataError):
-    """A dataset that needs preparing first (the message names the command that prepares it)."""
+    """A dataset that needs preparing first (fix="prepare"; details name the dataset and folder)."""

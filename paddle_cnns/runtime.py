@@ -23,7 +23,7 @@ def set_threads(threads: int | None = None) -> int:
     """
     n = available_cores() if threads is None else int(threads)
     if n < 1:
-        raise UsageError(f"--threads must be at least 1, got {n}")
+        raise UsageError(f"threads must be at least 1, got {n}", fix="threads")
     paddle.base.core.set_num_threads(n)
     paddle.set_flags({"FLAGS_paddle_num_threads": n})
     # Not exported as OMP_NUM_THREADS: paddle prints a warning at import in every child process
@@ -40,9 +40,9 @@ def set_device(device: str = "auto") -> str:
     if device == "auto":
         device = "gpu" if gpu_available() else "cpu"
     if device.startswith("gpu") and not gpu_available():
-        raise UsageError(
-            f"--device {device}: this paddle build sees no GPU; install paddlepaddle-gpu or use --device cpu")
+        raise UsageError(f"device {device!r}: this paddle build sees no GPU (install paddlepaddle-gpu)",
+                         fix="device")
     if device != "cpu" and not device.startswith("gpu"):
-        raise UsageError(f"--device must be auto, cpu, gpu or gpu:N, got {device!r}")
+        raise UsageError(f"device must be auto, cpu, gpu or gpu:N, got {device!r}", fix="device")
     paddle.set_device(device)
     return device

@@ -1,10 +1,10 @@
 """The study's datasets behind one function, make_datasets, and a fast deterministic loader."""
 import os
 
-from ..errors import DataError, UsageError
+from ..errors import DataError, NotPrepared, UsageError
 from .bundle import DEFAULT_CACHE_DIR, DataBundle
 from .caltech import DEFAULT_DIR as CALTECH_DIR
-from .caltech import is_caltech_source, prepare_caltech16, prepare_command, prepared_from, source_fingerprint
+from .caltech import is_caltech_source, prepare_caltech16, prepared_from, source_fingerprint
 from .dataset import ArrayDataset, check_image_size
 from .fashion_mnist import load_fashion_mnist, prepare_fashion_mnist
 from .folder import load_folder
@@ -59,7 +59,8 @@ def _load_caltech16(data_dir, image_size, **options) -> DataBundle:
         info = {"skipped_files": len(prepared.get("skipped_files", [])),
                 "prepared_from": prepared.get("source"), "archive_sha256": prepared.get("source_sha256")}
     return load_listed("caltech16", data_dir, image_size, **options, info=info,
-                       not_prepared=f"Caltech-16 is not prepared in {data_dir}; run: {prepare_command(data_dir)}")
+                       not_prepared=NotPrepared(f"Caltech-16 is not prepared in {data_dir}", fix="prepare",
+                                                dataset="caltech16", data_dir=data_dir))
 
 
 __all__ = ["DATASETS", "DataBundle", "ArrayDataset", "BatchLoader", "make_datasets", "make_loader",

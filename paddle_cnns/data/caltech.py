@@ -43,12 +43,6 @@ PREPARED_FILE = ".prepared.json"  # inside images/, so git ignores it: where the
 SOURCE_HELP = "pass the official caltech-101.zip, its 101_ObjectCategories.tar.gz or the extracted 101_ObjectCategories folder"
 
 
-def prepare_command(out_dir: str = DEFAULT_DIR) -> str:
-    out = "" if os.path.normpath(out_dir) == os.path.normpath(DEFAULT_DIR) else f" --out {out_dir}"
-    return (f"python -m ablations.prepare caltech16{out} --source PATH/TO/101_ObjectCategories.tar.gz "
-            "(or without --source to download it)")
-
-
 @dataclass
 class Scan:
     """What a Caltech-101 source holds: category -> file name -> (read bytes, mtime in ns)."""
@@ -281,7 +275,8 @@ def prepare_caltech16(source: str | None = None, out_dir: str = DEFAULT_DIR, dow
     start = time.perf_counter()
     if source is None:
         if not download:
-            raise DataError(f"no Caltech-101 source given and downloading is off; {SOURCE_HELP} with --source")
+            raise DataError(f"no Caltech-101 source given and downloading is off; {SOURCE_HELP} as the source",
+                            fix="source")
         source = download_caltech101()
     scan = scan_source(source)
     counts = {c: len(files) for c, files in scan.files.items()}

@@ -99,12 +99,12 @@ def resolve_files(data_dir: str | None, allow_download: bool = True) -> tuple[st
             download_fashion_mnist(folder)
         except DataError as e:
             raise DataError(f"Fashion-MNIST is not in {folder} and downloading it failed ({e}); copy "
-                            f"{', '.join(n + '.gz' for n in missing)} there or pass --data-dir") from None
+                            f"{', '.join(n + '.gz' for n in missing)} there", fix="data_dir") from None
         paths = find_files(folder)
         missing = [name for name, path in paths.items() if path is None]
     if missing:
         raise DataError(f"Fashion-MNIST files missing in {folder}: {', '.join(n + '.gz' for n in missing)}; "
-                        "copy them there (or leave out --data-dir to download them)")
+                        "copy them there (or let them be downloaded into the default folder)")
     return folder, paths
 
 
@@ -142,8 +142,8 @@ def prepare_fashion_mnist(source: str | None = None, out_dir: str = DEFAULT_DIR,
     """Copy the four IDX files from folder `source` (or download them) into out_dir, checked readable."""
     if source is None:
         if not download:
-            raise DataError("no Fashion-MNIST source given and downloading is off; pass --source DIR "
-                            "holding the four IDX .gz files")
+            raise DataError("no Fashion-MNIST source given and downloading is off; give a source folder "
+                            "holding the four IDX .gz files", fix="source")
         download_fashion_mnist(out_dir)
     folder, paths = resolve_files(source or out_dir, allow_download=False)
     sizes = {split: len(read_split(paths, split)[0]) for split in FILES}

@@ -13,12 +13,12 @@ STATS_FILE = "stats.json"
 
 
 def load_listed(dataset: str, data_dir: str, image_size: int, *, cache_dir, augment, max_per_class, seed,
-                not_prepared: str | None = None, info: dict | None = None) -> DataBundle:
-    """Datasets from the label lists in data_dir. not_prepared: the message when nothing is there."""
+                not_prepared: NotPrepared | None = None, info: dict | None = None) -> DataBundle:
+    """Datasets from the label lists in data_dir. not_prepared: the error raised when nothing is there."""
     lists = {split: find_list(data_dir, split) for split in SPLITS}
     if lists["train"] is None or lists["eval"] is None:
         if not_prepared:
-            raise NotPrepared(not_prepared)
+            raise not_prepared
         raise DataError(f"{data_dir} has no label lists: expected {LIST_NAMES['train'][0]}, {LIST_NAMES['eval'][0]} "
                         f"and {LIST_NAMES['test'][0]} ('relative/path.jpg label' per line) and {CLASS_FILE}")
     class_file = os.path.join(data_dir, CLASS_FILE)
@@ -35,7 +35,7 @@ def load_listed(dataset: str, data_dir: str, image_size: int, *, cache_dir, augm
         class_names = [str(i) for i in range(num)]
     store = open_store(data_dir, [p for p, _ in entries["train"]])
     if not_prepared and not has_images(data_dir) and not any(store.has(p) for p, _ in entries["train"][:5]):
-        raise NotPrepared(not_prepared)
+        raise not_prepared
     for split, split_entries in entries.items():
         check_present(store, split_entries, lists[split])
     stats = read_stats(os.path.join(data_dir, STATS_FILE), 3)

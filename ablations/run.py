@@ -3,74 +3,32 @@
     python -m ablations.run --variant all_tricks --lr-decay     # one variant
     python -m ablations.run --variant all --seeds 0,1,2         # the whole study, packed per core
 """
+from __future__ import annotations
+
 import argparse
-import json
 import os
-import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import time
-import traceback
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 
 from . import cli
 
-cli.quiet_paddle_logs()  # before paddle is imported
-cli.reproducible_mkl()  # before paddle is imported: numbers independent of --threads/--jobs
+if __name__ == "__main__":
+    cli.prepare_process()  # before paddle is imported
 
 import paddle  # noqa: E402
 
-from paddle_cnns import Tricks, create_model, get_spec  # noqa: E402
-from paddle_cnns import fast, runtime  # noqa: E402
-from paddle_cnns.checkpoint import atomic_save, load_checkpoint, restore, save_checkpoint  # noqa: E402
-from paddle_cnns.data import DATASETS, make_datasets, make_loader, prepare_caltech16  # noqa: E402
-from paddle_cnns.engine import (OPTIMIZERS, Diverged, Interrupted, TrainState, evaluate, fit,  # noqa: E402
-                                make_optimizer, piecewise_decay)
-from paddle_cnns.errors import CNNsError, DataError, NotPrepared, UsageError  # noqa: E402
-from paddle_cnns.summary import summarize_model  # noqa: E402
+from paddle_cnns import Tricks, get_spec, runtime  # noqa: E402
+from paddle_cnns.data import DATASETS, make_datasets  # noqa: E402
+from paddle_cnns.engine import OPTIMIZERS, Interrupted  # noqa: E402
+from paddle_cnns.errors import UsageError  # noqa: E402
 
 from . import study  # noqa: E402
-from .results import append_row  # noqa: E402
-from .vdl import VisualDLSink  # noqa: E402
-
-DONE = ("finished", "diverged")  # outcomes a sweep does not redo (the same run would diverge again)
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything one run depends on; saved next to its checkpoints to detect changed recipes."""
-    model: str
-    lr_decay: bool
-    seed: int
-    dataset: str
-    data_dir: str | None
-    image_size: int
-    recipe: str
-    epochs: int
-    batch_size: int
-    optimizer: str
-    lr: float
-    momentum: float
-    weight_decay: float
-    decay_epochs: tuple
-    augment: bool
-    max_per_class: int | None
-    tag: str
-    fast_layers: bool
-    amp: bool
-
-    @property
-    def run_id(self) -> str:
-        return study.run_id(self.dataset, self.image_size, self.model, self.lr_decay, self.seed, self.tag)
-
-    def identity(self) -> dict:
-        """What must match for an existing run folder to be the same run (paths excluded)."""
-        d = asdict(self)
-        d.pop("data_dir")
-        d["decay_epochs"] = list(d["decay_epochs"])
-        return d
+from .config import RunConfig, Session  # noqa: E402
+from .console import StopFlag  # noqa: E402
+from .runfolder import paths_for, triage  # noqa: E402
+from .sweep import run_packed, sequential  # noqa: E402
+from .trainer import load_data  # noqa: E402
 
 
 # ---------------------------------------------------------------- command line
@@ -131,7 +89,6 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--logdir", default="logs", help="VisualDL logs, one folder per run")
     out.add_argument("--checkpoint-dir", default="checkpoints", help="checkpoints, one folder per run")
     out.add_argument("--results", default=os.path.join("results", "results.csv"), help="the results store (CSV)")
-    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # a packed sweep's worker
     return p
 
 
@@ -163,8 +120,8 @@ def _check_writable(path: str, flag: str, is_file: bool = False) -> None:
         raise UsageError(f"{flag} {path}: cannot create folders in {probe}; choose another {flag}") from None
 
 
-def plan(args, on_gpu: bool) -> list[RunConfig]:
-    """Validate every flag and return the runs, before anything is created on disk."""
+def plan(args, on_gpu: bool) -> list:
+    """Validate every flag and return the runs' configs, before anything is created on disk."""
     chosen = [a for a in ("variant", "variants", "tricks") if getattr(args, a)]
     _require(len(chosen) == 1, "choose what to train with exactly one of --variant NAME, --variants a,b "
                                "or --tricks t1,t2 (--list shows the names)")
@@ -202,368 +159,11 @@ def plan(args, on_gpu: bool) -> list[RunConfig]:
                  f"--decay-epochs must lie strictly between 0 and --epochs {recipe.epochs}, got {list(decay)}")
         for seed in seeds:
             runs.append(RunConfig(
-                model=get_spec(model).name, lr_decay=lr_decay, seed=seed, dataset=args.dataset,
-                data_dir=args.data_dir, image_size=size, recipe=recipe.name, epochs=recipe.epochs,
-                batch_size=recipe.batch_size, optimizer=recipe.optimizer, lr=recipe.lr,
-                momentum=recipe.momentum, weight_decay=recipe.weight_decay, decay_epochs=decay,
+                variant=get_spec(model).name, recipe=replace(recipe, image_size=size),
+                seed=seed, lr_decay=lr_decay, decay_epochs=decay, dataset=args.dataset, data_dir=args.data_dir,
                 augment=args.augment, max_per_class=args.max_per_class, tag=args.tag,
                 fast_layers=not args.plain_layers, amp=args.amp))
     return runs
-
-
-# ---------------------------------------------------------------- run folders
-
-@dataclass(frozen=True)
-class RunPaths:
-    logdir: str
-    ckpt_dir: str
-
-    @property
-    def config(self):
-        return os.path.join(self.ckpt_dir, "config.json")
-
-    @property
-    def latest(self):
-        return os.path.join(self.ckpt_dir, "latest.pdckpt")
-
-    @property
-    def best(self):
-        return os.path.join(self.ckpt_dir, "best.pdparams")
-
-    @property
-    def final(self):
-        return os.path.join(self.ckpt_dir, "final.pdparams")
-
-    @property
-    def outcome(self):
-        return os.path.join(self.ckpt_dir, "outcome.json")
-
-    @property
-    def log(self):
-        return os.path.join(self.ckpt_dir, "train.log")
-
-
-def paths_for(cfg: RunConfig, args) -> RunPaths:
-    return RunPaths(os.path.join(args.logdir, cfg.run_id), os.path.join(args.checkpoint_dir, cfg.run_id))
-
-
-def _read_json(path: str):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
-def _write_json(path: str, obj) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
-
-
-def triage(cfg: RunConfig, paths: RunPaths, args) -> str:
-    """'skip' (already done), 'resume', 'fresh' or 'force'; UsageError when the folder conflicts."""
-    if args.force:
-        return "force"
-    saved = _read_json(paths.config)
-    if saved is None:
-        return "fresh"
-    if saved != cfg.identity():
-        changed = sorted(k for k in cfg.identity() if saved.get(k) != cfg.identity()[k])
-        raise UsageError(f"{paths.ckpt_dir} holds a run with other settings ({', '.join(changed)}); "
-                         "pass --tag NAME to keep both, or --force to replace it")
-    outcome = _read_json(paths.outcome) or {}
-    if outcome.get("status") in DONE:
-        return "skip"
-    if os.path.exists(paths.latest):
-        if not args.resume:
-            raise UsageError(f"run {cfg.run_id} stopped before finishing; pass --resume to continue it "
-                             "or --force to start it over")
-        return "resume"
-    return "fresh"
-
-
-# ---------------------------------------------------------------- one run
-
-class StopFlag:
-    """Ctrl-C asks the loop to stop at the next step boundary; a second Ctrl-C stops at once."""
-
-    def __init__(self):
-        self.requested = False
-
-    def __call__(self) -> bool:
-        return self.requested
-
-    def install(self):
-        def handler(signum, frame):
-            if self.requested:
-                raise KeyboardInterrupt
-            self.requested = True
-            print("\nstopping after this step and saving a checkpoint (Ctrl-C again to stop at once)",
-                  file=sys.stderr, flush=True)
-        signal.signal(signal.SIGINT, handler)
-        signal.signal(signal.SIGTERM, handler)
-        return self
-
-
-class Progress:
-    """A tqdm bar per epoch on a terminal; one plain line per epoch otherwise."""
-
-    def __init__(self, label: str, epochs: int, steps: int):
-        self.label, self.epochs, self.steps = label, epochs, steps
-        self.bar = None
-        self.tty = sys.stdout.isatty()
-
-    def step(self, state: TrainState) -> None:
-        if not self.tty:
-            return
-        if self.bar is None:
-            from tqdm import tqdm
-            self.bar = tqdm(total=self.steps, initial=state.step_in_epoch - 1, leave=False,
-                            desc=f"{self.label} epoch {state.epoch + 1}/{self.epochs}")
-        self.bar.update(1)
-
-    def epoch(self, row: dict) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-        print(f"{self.label} epoch {row['epoch']}/{self.epochs}: train loss {row['train_loss']:.4f} "
-              f"acc {row['train_acc']:.3f} | eval loss {row['eval_loss']:.4f} acc {row['eval_acc']:.3f} "
-              f"top5 {row['eval_top5']:.3f} | lr {row['lr']:.2g} | {row['epoch_time']:.1f}s "
-              f"{row['images_per_s']:.0f} img/s", flush=True)
-
-
-def train_run(cfg: RunConfig, paths: RunPaths, mode: str, args, stop: StopFlag, device: str,
-              threads: int) -> dict:
-    """Train one run to the end (or divergence) and record it. Returns its outcome."""
-    if mode == "force":
-        for folder in (paths.ckpt_dir, paths.logdir):
-            shutil.rmtree(folder, ignore_errors=True)
-    os.makedirs(paths.ckpt_dir, exist_ok=True)
-    _write_json(paths.config, cfg.identity())
-    started = time.time()
-    fast.set_enabled(cfg.fast_layers)
-    bundle = load_data(cfg.dataset, cfg.data_dir, cfg.image_size, cfg.augment, cfg.max_per_class)
-    with paddle.utils.unique_name.guard():  # the names optimizer checkpoints are keyed by
-        paddle.seed(cfg.seed)
-        model = create_model(cfg.model, num_classes=bundle.num_classes, in_channels=bundle.in_channels,
-                             image_size=cfg.image_size)
-        blocks = summarize_model(model, bundle.in_channels, cfg.image_size)
-        params = sum(int(p.size) for p in model.parameters())
-        train_batches = lambda epoch: make_loader(bundle.train, cfg.batch_size, shuffle=True,  # noqa: E731
-                                                  seed=cfg.seed, epoch=epoch)
-        eval_loader = make_loader(bundle.eval, max(cfg.batch_size, 64), shuffle=False)
-        steps = len(train_batches(1))
-        scheduler = piecewise_decay(cfg.lr, cfg.epochs, steps, cfg.decay_epochs)
-        optimizer = make_optimizer(cfg.optimizer, model.parameters(), scheduler, cfg.weight_decay, cfg.momentum)
-        state = TrainState()
-        if mode == "resume":
-            state = restore(load_checkpoint(paths.latest), model, optimizer, scheduler)
-            print(f"{cfg.run_id}: resuming after epoch {state.epoch} step {state.step_in_epoch}", flush=True)
-        sink = VisualDLSink(paths.logdir, state.history)
-        progress = Progress(cfg.run_id, cfg.epochs, steps)
-        meta = {"run_id": cfg.run_id, "config": cfg.identity()}
-        status, error = "finished", ""
-        try:
-            for row in fit(model, optimizer, scheduler, train_batches, eval_loader, cfg.epochs,
-                           bundle.num_classes, state, seed=cfg.seed, amp=cfg.amp, stop_requested=stop,
-                           on_step=progress.step):
-                row["time"] = time.time()
-                save_checkpoint(paths.latest, model, optimizer, scheduler, state, cfg.seed, meta)
-                if state.best_epoch == row["epoch"]:
-                    atomic_save(model.state_dict(), paths.best)
-                sink(row)
-                progress.epoch(row)
-        except Diverged as e:
-            status, error = "diverged", str(e)
-            print(f"{cfg.run_id}: {e}", file=sys.stderr, flush=True)
-        except Interrupted:
-            save_checkpoint(paths.latest, model, optimizer, scheduler, state, cfg.seed, meta)
-            sink.close()
-            raise
-        test = {}
-        if status == "finished":
-            atomic_save(model.state_dict(), paths.final)
-            model.set_state_dict(paddle.load(paths.best))
-            test_set = bundle.test if bundle.test is not None else bundle.eval
-            test = evaluate(model, make_loader(test_set, max(cfg.batch_size, 64), shuffle=False),
-                            bundle.num_classes)
-    history = state.history
-    last = history[-1] if history else {}
-    tricks = asdict(model.tricks) if hasattr(model, "tricks") else {}
-    row = {
-        "run_id": cfg.run_id, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "status": status, "error": error, "variant": cfg.model, "family": get_spec(cfg.model).family,
-        **tricks, "dataset": cfg.dataset, "image_size": cfg.image_size, "in_channels": bundle.in_channels,
-        "num_classes": bundle.num_classes, "train_size": len(bundle.train), "eval_size": len(bundle.eval),
-        "test_size": len(bundle.test) if bundle.test is not None else 0,
-        "recipe": cfg.recipe, "epochs": cfg.epochs, "batch_size": cfg.batch_size, "optimizer": cfg.optimizer,
-        "lr": cfg.lr, "momentum": cfg.momentum, "weight_decay": cfg.weight_decay, "lr_decay": cfg.lr_decay,
-        "decay_epochs": list(cfg.decay_epochs), "augment": cfg.augment, "max_per_class": cfg.max_per_class,
-        "seed": cfg.seed,
-        "best_eval_acc": state.best_eval_acc if history else None, "best_epoch": state.best_epoch or None,
-        "final_eval_acc": last.get("eval_acc"), "final_eval_loss": last.get("eval_loss"),
-        "final_train_acc": last.get("train_acc"), "final_train_loss": last.get("train_loss"),
-        "epochs_done": len(history),
-        "test_split": ("test" if bundle.test is not None else "eval") if test else "",
-        "test_acc": test.get("acc"), "test_top5": test.get("top5"),
-        "test_balanced_acc": test.get("balanced_acc"), "test_loss": test.get("loss"),
-        "params": params, "macs": sum(b.macs for b in blocks),
-        "train_time_s": sum(r["epoch_time"] for r in history),
-        "wall_time_s": time.time() - started,
-        "images_per_s": (sum(r["images_per_s"] for r in history) / len(history)) if history else None,
-        "paddle_version": paddle.__version__, "device": device, "threads": threads,
-        "fast_layers": cfg.fast_layers, "logdir": paths.logdir,
-        "class_names": bundle.class_names, "test_per_class_acc": test.get("per_class_acc"),
-        "test_confusion": test.get("confusion"),
-    }
-    append_row(args.results, row)
-    metrics = {k: row[k] for k in ("best_eval_acc", "final_eval_acc", "test_acc", "test_top5", "train_time_s")}
-    sink.finish({"variant": cfg.model, "dataset": cfg.dataset, "image_size": cfg.image_size, "seed": cfg.seed,
-                 "lr": cfg.lr, "lr_decay": cfg.lr_decay, "epochs": cfg.epochs, "batch_size": cfg.batch_size,
-                 "optimizer": cfg.optimizer, **{k: int(v) for k, v in tricks.items()}}, metrics)
-    sink.close()
-    outcome = {"run_id": cfg.run_id, "status": status, "error": error, "best_eval_acc": row["best_eval_acc"],
-               "test_acc": row["test_acc"], "wall_time_s": row["wall_time_s"]}
-    _write_json(paths.outcome, outcome)
-    if status == "finished" and os.path.exists(paths.latest):
-        # Done: the optimizer state is of no further use and doubles the disk a run takes
-        # (0.5 GB for a trick CNN at 32 px). final.pdparams and best.pdparams stay.
-        os.remove(paths.latest)
-    return outcome
-
-
-def load_data(dataset, data_dir, image_size, augment=False, max_per_class=None):
-    """make_datasets, downloading Caltech-101 first when Caltech-16 is not prepared and no
-    --data-dir was given (the one-line error names the prepare command if that fails too)."""
-    try:
-        return make_datasets(dataset, data_dir, image_size, augment=augment, max_per_class=max_per_class)
-    except NotPrepared as e:
-        if dataset != "caltech16" or data_dir is not None:
-            raise
-        print("Caltech-16 is not prepared yet: downloading the official Caltech-101 archive (131 MB) "
-              "to prepare it", flush=True)
-        try:
-            prepare_caltech16(None, download=True)
-        except DataError as failed:
-            raise DataError(f"{e} - the download failed too ({failed})") from None
-        return make_datasets(dataset, data_dir, image_size, augment=augment, max_per_class=max_per_class)
-
-
-def _failed(cfg: RunConfig, args, error: str) -> dict:
-    """Record a run that crashed (not a divergence) so the sweep's summary and the store show it."""
-    row = {"run_id": cfg.run_id, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-           "status": "failed", "error": error, "variant": cfg.model, "family": get_spec(cfg.model).family,
-           "dataset": cfg.dataset, "image_size": cfg.image_size, "recipe": cfg.recipe, "epochs": cfg.epochs,
-           "batch_size": cfg.batch_size, "optimizer": cfg.optimizer, "lr": cfg.lr, "lr_decay": cfg.lr_decay,
-           "seed": cfg.seed, "paddle_version": paddle.__version__}
-    try:
-        append_row(args.results, row)
-    except (OSError, CNNsError):
-        pass
-    return {"run_id": cfg.run_id, "status": "failed", "error": error}
-
-
-def run_here(cfg: RunConfig, args, stop: StopFlag, device: str, threads: int) -> dict:
-    """Train one run in this process; any failure becomes a 'failed' outcome (one line, log kept)."""
-    paths = paths_for(cfg, args)
-    mode = triage(cfg, paths, args)
-    if mode == "skip":
-        return {**_read_json(paths.outcome), "skipped": True}
-    try:
-        return train_run(cfg, paths, mode, args, stop, device, threads)
-    except (Interrupted, KeyboardInterrupt):
-        raise
-    except CNNsError as e:
-        return _failed(cfg, args, str(e))
-    except Exception as e:  # a bug or resource problem: keep the traceback, report one line
-        os.makedirs(paths.ckpt_dir, exist_ok=True)
-        with open(os.path.join(paths.ckpt_dir, "error.log"), "w") as f:
-            traceback.print_exc(file=f)
-        return _failed(cfg, args, f"{type(e).__name__}: {e} (traceback in {paths.ckpt_dir}/error.log)")
-
-
-# ---------------------------------------------------------------- sweeps
-
-def child_argv(cfg: RunConfig, args, threads: int) -> list[str]:
-    """The command line that trains exactly `cfg` in a worker process."""
-    argv = [sys.executable, "-m", "ablations.run", "--child", "--variant", cfg.model,
-            "--seed", str(cfg.seed), "--dataset", cfg.dataset, "--image-size", str(cfg.image_size),
-            "--recipe", cfg.recipe, "--epochs", str(cfg.epochs), "--batch-size", str(cfg.batch_size),
-            "--lr", repr(cfg.lr), "--optimizer", cfg.optimizer, "--momentum", repr(cfg.momentum),
-            "--weight-decay", repr(cfg.weight_decay), "--device", args.device, "--threads", str(threads),
-            "--jobs", "1", "--logdir", args.logdir, "--checkpoint-dir", args.checkpoint_dir,
-            "--results", args.results]
-    if cfg.lr_decay:
-        argv += ["--lr-decay", "--decay-epochs", ",".join(map(str, cfg.decay_epochs))]
-    # No --force: the parent has already cleared a forced run's folders (and opened its log).
-    for flag, on in (("--augment", cfg.augment), ("--amp", cfg.amp), ("--plain-layers", not cfg.fast_layers),
-                     ("--resume", args.resume)):
-        if on:
-            argv.append(flag)
-    if cfg.data_dir:
-        argv += ["--data-dir", cfg.data_dir]
-    if cfg.max_per_class:
-        argv += ["--max-per-class", str(cfg.max_per_class)]
-    if cfg.tag:
-        argv += ["--tag", cfg.tag]
-    return argv
-
-
-def run_packed(runs: list[RunConfig], args, jobs: int, threads: int, stop: StopFlag) -> list[dict]:
-    """Train runs `jobs` at a time, one worker process each, with threads split between them.
-
-    Each worker writes its output to train.log in its checkpoint folder and its outcome to
-    outcome.json; one failing worker does not stop the others. Skipping finished runs and
-    clearing --force'd folders happen here, before a worker (and its log file) exists.
-    """
-    per_job = max(1, threads // jobs)
-    pending, active, outcomes = list(runs), {}, {}
-    total, started = len(runs), 0
-    while pending or active:
-        while pending and len(active) < jobs and not stop.requested:
-            cfg = pending.pop(0)
-            paths = paths_for(cfg, args)
-            mode = triage(cfg, paths, args)
-            started += 1
-            if mode == "skip":
-                outcomes[cfg.run_id] = {**_read_json(paths.outcome), "skipped": True}
-                print(f"[{started}/{total}] {_describe(outcomes[cfg.run_id])}", flush=True)
-                continue
-            if mode == "force":
-                for folder in (paths.ckpt_dir, paths.logdir):
-                    shutil.rmtree(folder, ignore_errors=True)
-            os.makedirs(paths.ckpt_dir, exist_ok=True)
-            log = open(paths.log, "a")
-            proc = subprocess.Popen(child_argv(cfg, args, per_job), stdout=log, stderr=subprocess.STDOUT,
-                                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
-            active[proc] = (cfg, paths, log, time.time())
-            print(f"[{started}/{total}] started {cfg.run_id} ({per_job} thread{'s' if per_job > 1 else ''}; "
-                  f"log {paths.log})", flush=True)
-        if stop.requested:
-            pending.clear()
-        time.sleep(0.2)
-        for proc in [p for p in active if p.poll() is not None]:
-            cfg, paths, log, t0 = active.pop(proc)
-            log.close()
-            outcome = _read_json(paths.outcome) or {}
-            if proc.returncode == 130:
-                outcome = {"run_id": cfg.run_id, "status": "interrupted", "error": "stopped; --resume continues it"}
-            elif outcome.get("status") is None:
-                outcome = {"run_id": cfg.run_id, "status": "failed",
-                           "error": f"worker exited with code {proc.returncode}; see {paths.log}"}
-            outcomes[cfg.run_id] = outcome
-            print(f"[done {len(outcomes)}/{total}] {_describe(outcome)} ({time.time() - t0:.0f}s)", flush=True)
-    return [outcomes[c.run_id] for c in runs if c.run_id in outcomes]
-
-
-def _describe(o: dict) -> str:
-    if o.get("status") == "finished":
-        acc = "" if o.get("test_acc") is None else f" test acc {o['test_acc']:.3f}"
-        again = " (already; --force retrains it)" if o.get("skipped") else ""
-        return f"{o['run_id']}: finished{again}, best eval acc {o['best_eval_acc']:.3f}{acc}"
-    return f"{o['run_id']}: {o.get('status')}" + (f" - {o['error']}" if o.get("error") else "")
 
 
 def _list() -> None:
@@ -590,28 +190,28 @@ def main(argv=None) -> int:
     runs = plan(args, on_gpu)
     threads = runtime.set_threads(args.threads)
     jobs = args.jobs or (min(len(runs), threads) if len(runs) > 1 and not on_gpu else 1)
+    session = Session(logdir=args.logdir, checkpoint_dir=args.checkpoint_dir, results=args.results,
+                      device=device, threads=threads, resume=args.resume, force=args.force)
     for cfg in runs:  # conflicts with existing run folders are usage errors too: before any work
-        triage(cfg, paths_for(cfg, args), args)
+        triage(cfg, paths_for(cfg, session), session)
     stop = StopFlag().install()
-    if not args.child:
-        auto = f" ({'auto: ' + ('GPU found' if on_gpu else 'no GPU')})" if args.recipe == "auto" else ""
-        print(f"paddle-cnns {runs[0].recipe} recipe{auto}, dataset {args.dataset}, device {device}, "
-              f"{threads} thread{'s' if threads > 1 else ''}, {len(runs)} run{'s' if len(runs) > 1 else ''}"
-              f"{f', {jobs} at a time' if jobs > 1 else ''}; paddle {paddle.__version__}", flush=True)
+    auto = f" ({'auto: ' + ('GPU found' if on_gpu else 'no GPU')})" if args.recipe == "auto" else ""
+    print(f"paddle-cnns {runs[0].recipe.name} recipe{auto}, dataset {args.dataset}, device {device}, "
+          f"{threads} thread{'s' if threads > 1 else ''}, {len(runs)} run{'s' if len(runs) > 1 else ''}"
+          f"{f', {jobs} at a time' if jobs > 1 else ''}; paddle {paddle.__version__}", flush=True)
     # Load (prepare, decode and cache) every dataset/size once, up front: data problems stop
     # here with one line and exit 2, and packed workers find the cache ready instead of racing.
-    for key in dict.fromkeys((c.dataset, c.data_dir, c.image_size, c.augment, c.max_per_class) for c in runs):
-        load_data(*key)
+    loaded = set()
+    for cfg in runs:
+        key = (cfg.dataset, cfg.data_dir, cfg.recipe.image_size, cfg.augment, cfg.max_per_class)
+        if key not in loaded:
+            loaded.add(key)
+            load_data(cfg)
     if jobs > 1:
-        outcomes = run_packed(runs, args, jobs, threads, stop)
+        outcomes = run_packed(runs, session, jobs, stop)
     else:
-        outcomes = []
         try:
-            for cfg in runs:
-                outcome = run_here(cfg, args, stop, device, threads)
-                outcomes.append(outcome)
-                if len(runs) > 1 or outcome["status"] != "finished" or not args.child:
-                    print(_describe(outcome), flush=True)
+            outcomes = sequential(runs, session, stop)
         except (Interrupted, KeyboardInterrupt):
             print("stopped; the last checkpoint is saved - continue with the same command and --resume",
                   file=sys.stderr, flush=True)
@@ -620,7 +220,7 @@ def main(argv=None) -> int:
         print("stopped; continue with the same command and --resume", file=sys.stderr, flush=True)
         return 130
     bad = [o for o in outcomes if o.get("status") != "finished"]
-    if len(runs) > 1 and not args.child:
+    if len(runs) > 1:
         print(f"summary: {len(outcomes) - len(bad)} of {len(runs)} runs finished"
               + (f"; not finished: {', '.join(o['run_id'] + ' (' + o['status'] + ')' for o in bad)}" if bad else ""))
         if not bad:

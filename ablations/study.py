@@ -1,21 +1,13 @@
 """What the study trains: recipes, variant groups, image sizes per model and run naming."""
-from dataclasses import asdict, dataclass, replace
+from __future__ import annotations
+
+from dataclasses import replace
 
 from paddle_cnns import VARIANTS, get_spec, list_models
 from paddle_cnns.engine import default_decay_epochs
 from paddle_cnns.errors import UsageError
 
-
-@dataclass(frozen=True)
-class Recipe:
-    name: str
-    image_size: int
-    epochs: int
-    batch_size: int
-    optimizer: str
-    lr: float
-    momentum: float = 0.9
-    weight_decay: float = 0.0
+from .config import Recipe
 
 
 RECIPES = {
@@ -40,10 +32,6 @@ def pick_recipe(name: str, on_gpu: bool) -> Recipe:
 def override(recipe: Recipe, **values) -> Recipe:
     """The recipe with every non-None value replacing its field (command-line overrides)."""
     return replace(recipe, **{k: v for k, v in values.items() if v is not None})
-
-
-def recipe_dict(recipe: Recipe) -> dict:
-    return asdict(recipe)
 
 
 TRICKS = list(VARIANTS)
@@ -93,11 +81,3 @@ def decay_epochs_for(epochs: int, lr_decay: bool, decay_epochs: tuple[int, ...] 
     if not lr_decay:
         return ()
     return tuple(decay_epochs) if decay_epochs else default_decay_epochs(epochs)
-
-
-def run_id(dataset: str, image_size: int, model: str, lr_decay: bool, seed: int, tag: str = "") -> str:
-    """The run's folder under --logdir and the checkpoint folder, e.g.
-    caltech16/32px/all_tricks+lrdecay/seed0. Runs differing in anything else (epochs, lr, ...)
-    need a --tag, or --force to replace the earlier one."""
-    name = model + ("+lrdecay" if lr_decay else "") + (f"~{tag}" if tag else "")
-    return f"{dataset}/{image_size}px/{name}/seed{seed}"

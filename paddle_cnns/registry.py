@@ -18,6 +18,9 @@ class ModelSpec:
     nonlinearity: str = "relu"         # picks the weight initialisation (layers.init_scope)
     summary: str = ""                  # one line for listings and the report
     options: dict = field(default_factory=dict)  # fixed keyword arguments for the builder
+    # Bumped whenever the network or its initialisation changes, so results rows (which record
+    # it) trained on an earlier version can be told apart from today's model.
+    revision: int = 1
 
 
 MODELS: dict[str, ModelSpec] = {}

@@ -1,0 +1,236 @@
+"""One run, start to end: build it from its RunConfig, feed the train loop's rows to the sinks, record the row."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass
+
+import paddle
+
+from paddle_cnns import create_model, get_spec
+from paddle_cnns import fast
+from paddle_cnns.checkpoint import atomic_save, load_checkpoint, restore, save_checkpoint
+from paddle_cnns.data import make_datasets, make_loader, prepare_caltech16
+from paddle_cnns.engine import Diverged, Interrupted, TrainState, evaluate, fit, make_optimizer, piecewise_decay
+from paddle_cnns.errors import CNNsError, DataError, NotPrepared
+from paddle_cnns.summary import count_params, summarize_model
+
+from . import cli, faults
+from .config import RunConfig, Session
+from .console import Progress, StopFlag
+from .results import append_row
+from .runfolder import RunPaths, paths_for, read_json, triage, write_json
+from .vdl import HPARAM_METRICS, VisualDLSink
+
+EVAL_BATCH = 64  # evaluation batches hold at least this many images (no gradients: memory allows)
+
+
+def load_data(cfg: RunConfig):
+    """The run's datasets, downloading Caltech-101 first when Caltech-16 is not prepared and no
+    data folder was given (the one-line error names the prepare command if that fails too)."""
+    def load():
+        return make_datasets(cfg.dataset, cfg.data_dir, cfg.recipe.image_size, augment=cfg.augment,
+                             max_per_class=cfg.max_per_class)
+    try:
+        return load()
+    except NotPrepared as e:
+        if cfg.dataset != "caltech16" or cfg.data_dir is not None:
+            raise
+        print("Caltech-16 is not prepared yet: downloading the official Caltech-101 archive (131 MB) "
+              "to prepare it", flush=True)
+        try:
+            prepare_caltech16(None, download=True)
+        except DataError as failed:
+            raise DataError(f"{cli.explain(e)} - the download failed too ({failed})") from None
+        return load()
+
+
+@dataclass
+class Job:
+    """A run's built parts: model, optimizer and schedule, data and loaders."""
+    model: object
+    optimizer: object
+    scheduler: object
+    bundle: object
+    steps: int
+    blocks: list
+
+    def train_batches(self, cfg: RunConfig):
+        return lambda epoch: make_loader(self.bundle.train, cfg.recipe.batch_size, shuffle=True,
+                                         seed=cfg.seed, epoch=epoch)
+
+    def loader(self, split, cfg: RunConfig):
+        return make_loader(split, max(cfg.recipe.batch_size, EVAL_BATCH), shuffle=False)
+
+
+def build(cfg: RunConfig, bundle) -> Job:
+    """Model (seeded), optimizer and LR schedule of the run, inside the caller's unique_name guard."""
+    r = cfg.recipe
+    paddle.seed(cfg.seed)
+    with fast.use_fast_layers(cfg.fast_layers):
+        model = create_model(cfg.variant, num_classes=bundle.num_classes, in_channels=bundle.in_channels,
+                             image_size=r.image_size)
+    blocks = summarize_model(model, bundle.in_channels, r.image_size)
+    steps = len(make_loader(bundle.train, r.batch_size, shuffle=True, seed=cfg.seed, epoch=1))
+    scheduler = piecewise_decay(r.lr, r.epochs, steps, cfg.decay_epochs)
+    optimizer = make_optimizer(r.optimizer, model.parameters(), scheduler, r.weight_decay, r.momentum)
+    return Job(model, optimizer, scheduler, bundle, steps, blocks)
+
+
+class CheckpointSink:
+    """After each epoch: the resumable checkpoint, and the best weights when the epoch is the best."""
+
+    def __init__(self, job: Job, paths: RunPaths, state: TrainState, cfg: RunConfig):
+        self.job, self.paths, self.state, self.cfg = job, paths, state, cfg
+        self.meta = {"run_id": cfg.run_id, "config": cfg.identity()}
+
+    def save(self) -> None:
+        j = self.job
+        save_checkpoint(self.paths.latest, j.model, j.optimizer, j.scheduler, self.state, self.cfg.seed, self.meta)
+
+    def __call__(self, row: dict) -> None:
+        self.save()
+        if self.state.best_epoch == row["epoch"]:
+            atomic_save(self.job.model.state_dict(), self.paths.best)
+
+
+def train(cfg: RunConfig, job: Job, paths: RunPaths, state: TrainState, stop: StopFlag, sinks: list) -> tuple:
+    """Run the loop to the end, feeding every epoch's row to the sinks; (status, error)."""
+    checkpoint = CheckpointSink(job, paths, state, cfg)
+    progress = Progress(cfg.run_id, cfg.recipe.epochs, job.steps)
+
+    def on_step(s: TrainState) -> None:
+        progress.step(s)
+        faults.hit("step", s.global_step)
+    try:
+        for row in fit(job.model, job.optimizer, job.scheduler, job.train_batches(cfg), job.loader(job.bundle.eval, cfg),
+                       cfg.recipe.epochs, job.bundle.num_classes, state, seed=cfg.seed, amp=cfg.amp,
+                       stop_requested=stop, on_step=on_step):
+            row["time"] = time.time()
+            for sink in (checkpoint, *sinks, progress):
+                sink(row)
+            faults.hit("epoch", row["epoch"])
+    except Diverged as e:
+        error = f"{e}; {cli.HINTS['lr']}"
+        print(f"{cfg.run_id}: {error}", file=sys.stderr, flush=True)
+        return "diverged", error
+    except Interrupted:
+        checkpoint.save()
+        raise
+    return "finished", ""
+
+
+def test_metrics(cfg: RunConfig, job: Job, paths: RunPaths) -> dict:
+    """Keep the final weights, then evaluate the best-eval checkpoint on the test split (eval if none)."""
+    atomic_save(job.model.state_dict(), paths.final)
+    job.model.set_state_dict(paddle.load(paths.best))
+    split = "test" if job.bundle.test is not None else "eval"
+    test = evaluate(job.model, job.loader(getattr(job.bundle, split), cfg), job.bundle.num_classes)
+    return {**test, "split": split}
+
+
+def results_row(cfg: RunConfig, status: str, error: str, session: Session, started: float,
+                job: Job | None = None, state: TrainState | None = None, test: dict | None = None,
+                logdir: str = "") -> dict:
+    """{run, **identity, model and data facts, metrics, environment}: one row of the results store."""
+    spec = get_spec(cfg.variant)
+    row = {"run_id": cfg.run_id, "name": cfg.name, "status": status, "error": error,
+           "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **cfg.identity(),
+           "family": spec.family, "model_revision": spec.revision, "wall_time_s": time.time() - started,
+           "paddle_version": paddle.__version__, "device": session.device, "threads": session.threads}
+    tricks = spec.options.get("tricks")
+    if tricks is not None:
+        row.update(asdict(tricks))
+    if job is None:
+        return row
+    b, test, history = job.bundle, test or {}, state.history
+    last = history[-1] if history else {}
+    row.update({
+        "in_channels": b.in_channels, "num_classes": b.num_classes, "train_size": len(b.train),
+        "eval_size": len(b.eval), "test_size": len(b.test) if b.test is not None else 0,
+        "best_eval_acc": state.best_eval_acc if history else None, "best_epoch": state.best_epoch or None,
+        "final_eval_acc": last.get("eval_acc"), "final_eval_loss": last.get("eval_loss"),
+        "final_train_acc": last.get("train_acc"), "final_train_loss": last.get("train_loss"),
+        "epochs_done": len(history), "test_split": test.get("split", ""),
+        "test_acc": test.get("acc"), "test_top5": test.get("top5"),
+        "test_balanced_acc": test.get("balanced_acc"), "test_loss": test.get("loss"),
+        "params": count_params(job.model), "macs": sum(blk.macs for blk in job.blocks),
+        "train_time_s": sum(r["epoch_time"] for r in history),
+        "images_per_s": (sum(r["images_per_s"] for r in history) / len(history)) if history else None,
+        "logdir": logdir, "class_names": b.class_names, "test_per_class_acc": test.get("per_class_acc"),
+        "test_confusion": test.get("confusion"),
+        "blocks": [[blk.name, list(blk.output_shape), blk.params, blk.macs] for blk in job.blocks],
+    })
+    return row
+
+
+def hparams(cfg: RunConfig) -> dict:
+    """What VisualDL's HParams view shows of a run: its identity and its tricks (0/1)."""
+    tricks = get_spec(cfg.variant).options.get("tricks")
+    return {**cfg.identity(), **({t: int(v) for t, v in asdict(tricks).items()} if tricks else {})}
+
+
+def train_run(cfg: RunConfig, paths: RunPaths, mode: str, session: Session, stop: StopFlag) -> dict:
+    """Train one run to the end (or divergence) and record it. Returns its outcome."""
+    if mode == "force":
+        paths.clear()
+    os.makedirs(paths.ckpt_dir, exist_ok=True)
+    write_json(paths.config, cfg.to_json())
+    started = time.time()
+    bundle = load_data(cfg)
+    with paddle.utils.unique_name.guard():  # the names optimizer checkpoints are keyed by
+        job = build(cfg, bundle)
+        state = TrainState()
+        if mode == "resume":
+            state = restore(load_checkpoint(paths.latest), job.model, job.optimizer, job.scheduler)
+            print(f"{cfg.run_id}: resuming after epoch {state.epoch} step {state.step_in_epoch}", flush=True)
+        visualdl = VisualDLSink(paths.logdir, state.history)
+        try:
+            status, error = train(cfg, job, paths, state, stop, [visualdl])
+        except Interrupted:
+            visualdl.close()
+            raise
+        test = test_metrics(cfg, job, paths) if status == "finished" else {}
+    row = results_row(cfg, status, error, session, started, job, state, test, logdir=paths.logdir)
+    append_row(session.results, row)
+    visualdl.finish(hparams(cfg), {k: row[k] for k in HPARAM_METRICS})
+    visualdl.close()
+    outcome = {"run_id": cfg.run_id, "status": status, "error": error, "best_eval_acc": row["best_eval_acc"],
+               "test_acc": row["test_acc"], "wall_time_s": row["wall_time_s"]}
+    write_json(paths.outcome, outcome)
+    if status == "finished" and os.path.exists(paths.latest):
+        # Done: the optimizer state is of no further use and doubles the disk a run takes
+        # (0.5 GB for a trick CNN at 32 px). final.pdparams and best.pdparams stay.
+        os.remove(paths.latest)
+    return outcome
+
+
+def record_failure(cfg: RunConfig, session: Session, error: str, started: float) -> dict:
+    """Record a run that crashed (not a divergence) so the sweep's summary and the store show it."""
+    try:
+        append_row(session.results, results_row(cfg, "failed", error, session, started))
+    except (OSError, CNNsError):
+        pass
+    return {"run_id": cfg.run_id, "status": "failed", "error": error}
+
+
+def run_here(cfg: RunConfig, session: Session, stop: StopFlag) -> dict:
+    """Train one run in this process; any failure becomes a 'failed' outcome (one line, log kept)."""
+    paths = paths_for(cfg, session)
+    mode = triage(cfg, paths, session)
+    if mode == "skip":
+        return {**read_json(paths.outcome), "skipped": True}
+    started = time.time()
+    try:
+        return train_run(cfg, paths, mode, session, stop)
+    except (Interrupted, KeyboardInterrupt):
+        raise
+    except CNNsError as e:
+        return record_failure(cfg, session, cli.explain(e), started)
+    except Exception as e:  # a bug or resource problem: keep the traceback, report one line
+        os.makedirs(paths.ckpt_dir, exist_ok=True)
+        with open(paths.error_log, "w") as f:
+            traceback.print_exc(file=f)
+        return record_failure(cfg, session, f"{type(e).__name__}: {e} (traceback in {paths.error_log})", started)

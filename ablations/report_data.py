@@ -1,5 +1,4 @@
 """The report's inputs: the latest results row of each run, grouped into studies, and each run's curves."""
-import functools
 import math
 import os
 
@@ -84,7 +83,7 @@ def load_runs(path: str) -> pd.DataFrame:
     df = df.sort_values(["run_id", "finished_at", "_order"], kind="mergesort")
     df = df.groupby("run_id", sort=False).tail(1).copy()
     df["status"] = df["status"].map(text).where(df["status"].map(text).isin(STATUSES), "failed")
-    for c in ("run_id", "variant", "family", "dataset", "recipe", "optimizer", "error", "test_split",
+    for c in ("run_id", "name", "tag", "variant", "family", "dataset", "recipe", "optimizer", "error", "test_split",
               "paddle_version", "device", "logdir"):
         df[c] = df[c].map(text)
     for c in METRICS:
@@ -92,11 +91,9 @@ def load_runs(path: str) -> pd.DataFrame:
     for c in (*TRICKS, "lr_decay", "augment", "fast_layers"):
         df[c] = df[c].map(flag).astype(object)
     df["lr_decay"] = df["lr_decay"].map(bool)
-    # The run folder name: model, '+lrdecay', '~tag' (study.run_id); it labels the run everywhere.
-    parts = df["run_id"].str.split("/")
-    df["name"] = [p[2] if len(p) == 4 else v + ("+lrdecay" if d else "")
-                  for p, v, d in zip(parts, df["variant"], df["lr_decay"])]
-    df["tag"] = df["name"].map(lambda n: n.split("~", 1)[1] if "~" in n else "")
+    # A row without its label (written by hand, say) gets the one RunConfig.name would give it.
+    built = [v + ("+lrdecay" if d else "") + (f"~{t}" if t else "") for v, d, t in zip(df["variant"], df["lr_decay"], df["tag"])]
+    df["name"] = [n or b for n, b in zip(df["name"], built)]
     df["study"] = _studies(df)
     df["_model_order"] = df["variant"].map(model_order)
     df = df.sort_values(["study", "_model_order", "name", "image_size", "seed", "run_id"], kind="mergesort")
@@ -175,15 +172,3 @@ def load_curves(runs: pd.DataFrame, logdir: str) -> tuple[dict[str, pd.DataFrame
         else:
             curves[row["run_id"]] = c
     return curves, missing
-
-
-# ---------------------------------------------------------------- costs
-
-@functools.lru_cache(maxsize=None)
-def model_summary(name: str, image_size: int, in_channels: int, num_classes: int):
-    """The model zoo's per-block summary (cached: building the big trick CNNs takes seconds)."""
-    from paddle_cnns.summary import summary
-    try:
-        return summary(name, image_size, in_channels, num_classes)
-    except CNNsError:
-        return None

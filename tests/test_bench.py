@@ -1,6 +1,8 @@
 """The benchmark harness runs end to end on a tiny case, without PyTorch, and writes its tables."""
 import csv
 import json
+import os
+import subprocess
 import sys
 
 import paddle
@@ -10,6 +12,8 @@ import paddle_cnns as pc
 from ablations.bench import __main__ as bench_cli
 from ablations.bench import common, train
 from ablations.bench.torch_models import describe
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_tiny_train_benchmark_writes_csv_and_markdown_with_the_expected_columns(tmp_path):
@@ -67,8 +71,16 @@ def test_interleave_rotates_the_order_and_drops_the_warmup():
     assert times == {"a": [1.0, 1.0], "b": [1.0, 1.0], "c": [1.0, 1.0]}
 
 
-def test_torch_is_never_imported_by_the_harness_modules():
-    assert "torch" not in sys.modules
+def test_torch_is_never_imported_by_the_harness_modules(tmp_path):
+    # A `torch` that fails loudly on import stands first on the path: importing every harness
+    # module must not touch it (PyTorch runs only in the separate --torch-python process).
+    (tmp_path / "torch").mkdir()
+    (tmp_path / "torch" / "__init__.py").write_text("raise ImportError('the harness imported torch')\n")
+    code = ("import ablations.bench, ablations.bench.common, ablations.bench.train, ablations.bench.data, "
+            "ablations.bench.sweep, ablations.bench.torch_models, ablations.bench.__main__; import sys; print('torch' in sys.modules)")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), ROOT])}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "False", proc.stderr[-2000:]
 
 
 def test_sweep_compares_each_runs_results_between_the_two_ways():

@@ -1,5 +1,6 @@
 """The report: built from real short runs and from hand-written results, right numbers, same bytes twice."""
 import csv
+import json
 import math
 import os
 import shutil
@@ -71,7 +72,9 @@ def pct(x):
 def row(run_id_name, seed, test_acc, **kw):
     """A complete hand-written results row of a trick variant on a 10-class dataset at 32 px."""
     variant = run_id_name.split("~")[0].split("+")[0]
-    r = {"run_id": f"synthetic/32px/{run_id_name}/seed{seed}", "finished_at": f"2030-01-01T00:{seed:02d}:00Z",
+    r = {"run_id": f"synthetic/32px/{run_id_name}/seed{seed}", "name": run_id_name,
+         "tag": run_id_name.split("~", 1)[1] if "~" in run_id_name else "", "model_revision": 1,
+         "finished_at": f"2030-01-01T00:{seed:02d}:00Z",
          "status": "finished", "error": "", "variant": variant, "family": "trick", **asdict(VARIANTS[variant]),
          "dataset": "synthetic", "image_size": 32, "in_channels": 3, "num_classes": 10, "train_size": 320,
          "eval_size": 80, "test_size": 80, "recipe": "cpu", "epochs": 3, "batch_size": 64, "optimizer": "momentum",
@@ -158,7 +161,8 @@ def test_report_numbers_match_the_results_store(built, study):
         r = row_of(variants, "variant", name)
         best = runs["best_eval_acc"]
         assert r["best eval acc"] == f"{100 * best.mean():.1f} ± {100 * best.std(ddof=1):.1f}"
-        assert r["train time (s)"] == report.secs(runs["train_time_s"].mean())
+        seconds = runs["train_time_s"].mean()  # 2 decimals under 10 s, 1 under 1000 s
+        assert r["train time (s)"] == (f"{seconds:.2f}" if seconds < 10 else f"{seconds:.1f}")
         assert r["batch_norm"] == ("on" if name == "baseline" else "")
 
     comparison = row_of(md_table(md, "### Each trick against its parent"), "variant", "baseline")
@@ -178,11 +182,14 @@ def test_report_numbers_match_the_results_store(built, study):
     assert setup["date (UTC)"].endswith(max(raw["finished_at"]).replace("T", " ")[:16])
 
     costs = md_table(md, "## 6. Costs")
-    for name in ("lenet", "sigmoid", "baseline"):  # the zoo's summary agrees with what the run recorded
+    for name in ("lenet", "sigmoid", "baseline"):  # the costs are the ones the runs recorded
         params = raw[raw["variant"] == name]["params"].iloc[0]
-        assert row_of(costs, "model", name)["params"] == report.si(params)
+        shown = f"{params / 1e6:.2f} M" if params >= 1e6 else f"{params / 1e3:.2f} k"
+        assert row_of(costs, "model", name)["params"] == shown
+        blocks = json.loads(raw[raw["variant"] == name]["blocks"].iloc[0])
+        assert sum(b[2] for b in blocks) == params and sum(b[3] for b in blocks) == raw[raw["variant"] == name]["macs"].iloc[0]
     assert "### sigmoid at 32 px" in md and "| stage6 " in md
-    assert "changed since it was trained" not in md
+    assert "today's model zoo builds revision" not in md
 
 
 def test_regeneration_is_byte_identical(built, study, tmp_path):
@@ -242,12 +249,13 @@ def handwritten(tmp_path_factory):
             "baseline+lrdecay": (0.50, 0.50, 0.51)}
     append_row(path, row("gap", 0, 0.99, finished_at="2029-01-01T00:00:00Z"))  # older attempt: must not count
     for name, values in accs.items():
-        for seed, acc in enumerate(values):
-            append_row(path, row(name, seed, acc))
+        for seed, acc in enumerate(values):  # gap as trained by an earlier version of its network
+            append_row(path, row(name, seed, acc, model_revision=0 if name == "gap" else 1))
     append_row(path, row("gap", 3, None, status="diverged", error="non-finite loss at epoch 2 step 1; lower --lr",
                          best_eval_acc=0.3, final_eval_acc=0.1, test_split="", test_top5=None,
                          test_balanced_acc=None, test_confusion=None, test_per_class_acc=None))
-    append_row(path, {"run_id": "synthetic/32px/leaky_relu/seed0", "finished_at": "2030-01-01T01:00:00Z",
+    append_row(path, {"run_id": "synthetic/32px/leaky_relu/seed0", "name": "leaky_relu", "tag": "",
+                      "finished_at": "2030-01-01T01:00:00Z",
                       "status": "failed", "error": "MemoryError: out of memory", "variant": "leaky_relu",
                       "family": "trick", "dataset": "synthetic", "image_size": 32, "recipe": "cpu", "epochs": 3,
                       "batch_size": 64, "optimizer": "momentum", "lr": 0.01, "lr_decay": False, "seed": 0,
@@ -287,8 +295,11 @@ def test_hand_computed_case_in_the_report(handwritten, tmp_path):
     assert "No curves for the trick CNN variants" in md
     assert "No classic network in the results yet" in md
 
-    # the hand-written rows claim 44,708,240 params for every variant: the costs section notices
-    assert "- gap at 32 px: the runs recorded 44,708,240 params, 241,909,760 MACs, the model zoo now builds" in md
+    # gap's rows were trained on revision 0 of its network: the costs section says so
+    assert ("- gap at 32 px: trained as revision 0 of the model (44,708,240 params); today's model zoo builds "
+            "revision 1, so these numbers describe the earlier network") in md
+    assert "revision 0 of the model" not in md.split("- gap at 32 px")[0]  # the others are today's
+    assert "These runs recorded no per-block costs" in md
 
     claims = {r["seed 004 claims"]: r for r in md_table(md, "## 4. Against the seed article")}
     sigmoid = claims["A sigmoid CNN does not converge"]
@@ -398,7 +409,7 @@ def test_results_from_an_older_version_are_one_line_and_exit_2(capsys, tmp_path)
     other = tmp_path / "other.csv"
     append_row(str(other), row("sigmoid", 0, 0.1, schema=0))
     code, captured = run_main(capsys, ["--results", str(other), "--out", str(tmp_path / "out")])
-    assert_one_line_error(code, captured, "schema 0", "reads schema 1")
+    assert_one_line_error(code, captured, "schema 0", "reads schema 2")
 
 
 def test_help_documents_the_defaults(capsys):

@@ -7,6 +7,7 @@ It never trains: it reads the results store (the latest row of each run) and eac
 log, and writes report.md, report.html and PNG figures into --out. The same inputs give the same
 files, byte for byte (no dates but the runs' own, no absolute paths).
 """
+from __future__ import annotations
 import argparse
 import datetime
 import html
@@ -71,7 +72,8 @@ class Doc:
             elif b[0] == "ul":
                 out.append("\n".join(f"- {item}" for item in b[1]))
             elif b[0] == "table":
-                df = b[1].map(lambda v: v.replace("|", "\\|"))
+                # per column: DataFrame.map is pandas 2.1+, its old name applymap is gone in 3.0
+                df = b[1].apply(lambda col: col.map(lambda v: v.replace("|", "\\|")))
                 align = ["right" if c in b[2] else "left" for c in df.columns]
                 out.append(df.to_markdown(index=False, disable_numparse=True, colalign=align))
             elif b[0] == "img":

@@ -1,4 +1,5 @@
 """The report's figures: PNGs drawn with matplotlib's Agg canvas, byte-identical for identical inputs."""
+from __future__ import annotations
 import math
 
 import numpy as np

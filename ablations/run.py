@@ -3,6 +3,7 @@
     python -m ablations.run --variant all_tricks --lr-decay     # one variant
     python -m ablations.run --variant all --seeds 0,1,2         # the whole study, packed per core
 """
+from __future__ import annotations
 import argparse
 import json
 import os

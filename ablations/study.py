@@ -1,4 +1,5 @@
 """What the study trains: recipes, variant groups, image sizes per model and run naming."""
+from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 
 from paddle_cnns import VARIANTS, get_spec, list_models

@@ -1,4 +1,6 @@
 """The report's inputs: the latest results row of each run, grouped into studies, and each run's curves."""
+from __future__ import annotations
+
 import math
 import os
 

@@ -1,4 +1,5 @@
 """The report's numbers: per-variant aggregates over seeds, paired trick differences, seed 004's claims."""
+from __future__ import annotations
 import math
 from dataclasses import dataclass
 

@@ -38,6 +38,7 @@ class RunConfig:
     tag: str = ""                        # keeps runs apart that differ in anything the name lacks
     fast_layers: bool = True
     amp: bool = False
+    stream: bool = False                 # JPEGs decoded per batch (random resized crop) instead of the decoded cache
 
     @property
     def name(self) -> str:
@@ -96,6 +97,9 @@ class Session:
     threads: int = 1
     resume: bool = False
     force: bool = False
+    world_size: int = 1                  # data parallelism: processes (devices) that train each run together
+    sync_bn: bool = False                # BatchNorm over the global batch (SyncBatchNorm; GPU data parallelism)
+    loader_workers: int = 0              # paddle.io.DataLoader processes of a streamed run
 
     def to_json(self) -> dict:
         """As a plain dict (for a worker's command line)."""

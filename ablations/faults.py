@@ -2,6 +2,7 @@
 
     PADDLE_CNNS_FAULT="epoch=2:KILL"      SIGKILL right after epoch 2's checkpoint and logs
     PADDLE_CNNS_FAULT="step=7:INT"        SIGINT (as Ctrl-C) after global training step 7
+    PADDLE_CNNS_FAULT="step=3@1:KILL"     SIGKILL after step 3, in data-parallel rank 1 only
 
 Several points may be given, separated by commas. Unset (always, outside tests), hit() is a
 dictionary lookup and nothing else.
@@ -18,6 +19,9 @@ def _parse(text: str) -> dict:
     points = {}
     for item in filter(None, (t.strip() for t in text.split(","))):
         where, _, sig = item.partition(":")
+        where, _, rank = where.partition("@")
+        if rank and rank != os.environ.get("PADDLE_TRAINER_ID", "0"):
+            continue  # meant for another rank of a data-parallel run
         point, _, value = where.partition("=")
         points[(point, value)] = getattr(signal, "SIG" + (sig or "KILL"))
     return points

@@ -20,7 +20,7 @@ try:
 except ImportError:  # Windows: appends are then not protected against concurrent writers
     fcntl = None
 
-SCHEMA = 2  # bump when COLUMNS change; read_results upgrades older files it knows
+SCHEMA = 3  # bump when COLUMNS change; read_results upgrades older files it knows
 
 RUN = ("schema", "run_id", "name", "finished_at", "status", "error")
 MODEL = ("family", "model_revision", *Tricks.names())
@@ -28,7 +28,9 @@ DATA = ("in_channels", "num_classes", "train_size", "eval_size", "test_size")
 METRICS = ("best_eval_acc", "best_epoch", "final_eval_acc", "final_eval_loss", "final_train_acc",
            "final_train_loss", "epochs_done", "test_split", "test_acc", "test_top5", "test_balanced_acc",
            "test_loss", "params", "macs", "train_time_s", "wall_time_s", "images_per_s")
-ENVIRONMENT = ("paddle_version", "device", "threads", "logdir")
+# world_size: processes (devices) that trained the run together; per_device_batch: the largest
+# slice of a global batch one of them saw; sync_bn: BatchNorm statistics over the global batch.
+ENVIRONMENT = ("paddle_version", "device", "threads", "world_size", "per_device_batch", "sync_bn", "logdir")
 # Lists and tables, stored as JSON text; `blocks` is [[name, [C, H, W], params, MACs], ...] per block.
 DETAILS = ("class_names", "test_per_class_acc", "test_confusion", "blocks")
 COLUMNS = [*RUN, *identity_columns(), *MODEL, *DATA, *METRICS, *ENVIRONMENT, *DETAILS]
@@ -90,6 +92,11 @@ def _upgrade_v1(df):
     return df
 
 
+def _upgrade_v2(df):
+    """Schema 2 (before data parallelism and streaming) -> schema 3: every run was one process."""
+    return df.assign(schema=3, stream=False, world_size=1, per_device_batch=df["batch_size"], sync_bn=False)
+
+
 def read_results(path: str):
     """The store as a pandas DataFrame (JSON columns decoded). Raises CNNsError if unreadable."""
     import pandas as pd
@@ -102,6 +109,8 @@ def read_results(path: str):
         raise CNNsError(f"cannot read results file {path} ({type(e).__name__}: {e})") from e
     if "schema" in df.columns and len(df) and set(df["schema"].astype(str)) == {"1"}:
         df = _upgrade_v1(df)
+    if "schema" in df.columns and len(df) and set(df["schema"].astype(str)) == {"2"}:
+        df = _upgrade_v2(df)
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise CNNsError(f"results file {path} lacks columns {', '.join(missing[:5])} "

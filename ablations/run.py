@@ -2,6 +2,8 @@
 
     python -m ablations.run --variant all_tricks --lr-decay     # one variant
     python -m ablations.run --variant all --seeds 0,1,2         # the whole study, packed per core
+    python -m ablations.run --nproc-per-node 2 --variant googlenet_bn --recipe imagenet \
+        --dataset folder --data-dir PATH/TO/IMAGENET                   # one run, data parallel on 2 devices
 """
 from __future__ import annotations
 
@@ -18,13 +20,14 @@ if __name__ == "__main__":
 
 import paddle  # noqa: E402
 
-from paddle_cnns import Tricks, get_spec, runtime  # noqa: E402
-from paddle_cnns.data import DATASETS, make_datasets  # noqa: E402
-from paddle_cnns.engine import OPTIMIZERS, Interrupted  # noqa: E402
+from paddle_cnns import Tricks, distributed, get_spec, runtime  # noqa: E402
+from paddle_cnns.data import DATASETS, DEFAULT_CACHE_DIR, STREAMABLE, make_datasets  # noqa: E402
+from paddle_cnns.engine import OPTIMIZERS, Interrupted, PeerLost  # noqa: E402
 from paddle_cnns.errors import UsageError  # noqa: E402
 
-from . import study  # noqa: E402
+from . import launch, study  # noqa: E402
 from .config import RunConfig, Session  # noqa: E402
+from .devices import gpus_for, jobs_for  # noqa: E402
 from .console import StopFlag  # noqa: E402
 from .runfolder import paths_for, triage  # noqa: E402
 from .sweep import run_packed, sequential  # noqa: E402
@@ -61,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
                                                      "each model's minimum)")
     data.add_argument("--augment", action="store_true", help="random crop, flip and small rotation (seed 003)")
     data.add_argument("--max-per-class", type=int, help="use at most this many images per class and split (quick runs)")
+    data.add_argument("--cache", choices=("auto", "on", "off"), help="decode every image once into a uint8 cache "
+                      "(on), or read and decode JPEGs per batch with loader workers (off: folder and caltech16 "
+                      "datasets); auto: off when the cache would exceed --cache-limit (default: auto; off for "
+                      "--recipe imagenet)")
+    data.add_argument("--cache-limit", type=float, default=8.0, metavar="GIB", help="GiB a decoded cache may take with --cache auto")
+    data.add_argument("--loader-workers", type=int, default=2, metavar="N", help="processes decoding JPEGs for a run without "
+                                                                    "cache (per data-parallel process)")
     rec = p.add_argument_group("recipe (flags override the recipe's values)")
     rec.add_argument("--recipe", default="auto", help="auto (seed on a GPU, cpu otherwise), seed or cpu; see --list")
     rec.add_argument("--epochs", type=int)
@@ -78,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--threads", type=int, help="CPU threads in all (default: every available core)")
     run.add_argument("--jobs", type=int, help="runs trained at once, one process each, threads split between "
                                               "them (default: one per core for several runs on a CPU, else 1)")
+    run.add_argument("--nproc-per-node", type=int, metavar="N", help="train each run data parallel in N processes (one per GPU, "
+                                                        "or CPU processes over gloo): shorthand for python -m "
+                                                        "paddle.distributed.launch --nproc_per_node N")
+    run.add_argument("--devices", metavar="IDS", help="GPU ids to use, e.g. 0,1: --jobs puts one run on each (default: every GPU); "
+                                       "with --nproc-per-node, the GPUs of the processes")
+    run.add_argument("--no-sync-bn", action="store_true", help="data parallel on GPUs: BatchNorm statistics per "
+                                                               "device instead of over the global batch")
     run.add_argument("--amp", action="store_true", help="mixed precision (GPU only)")
     run.add_argument("--plain-layers", action="store_true", help="use paddle's own layers instead of the faster drop-ins")
     run.add_argument("--resume", action="store_true", help="continue runs that stopped, from their last checkpoint")
@@ -127,6 +144,8 @@ def plan(args, on_gpu: bool) -> list:
                                "or --tricks t1,t2 (--list shows the names)")
     _require(not (args.seed is not None and args.seeds), "give --seed or --seeds, not both")
     recipe = study.pick_recipe(args.recipe, on_gpu)
+    for flag, value in study.RECIPE_FLAGS.get(recipe.name, {}).items():  # what the recipe turns on
+        setattr(args, flag, getattr(args, flag) or value)
     recipe = study.override(recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                             optimizer=args.optimizer, momentum=args.momentum, weight_decay=args.weight_decay)
     _require(recipe.epochs >= 1, f"--epochs must be at least 1, got {recipe.epochs}")
@@ -140,6 +159,10 @@ def plan(args, on_gpu: bool) -> list:
     _require(not args.decay_epochs or args.lr_decay, "--decay-epochs needs --lr-decay")
     _require(not args.amp or on_gpu, "--amp needs a GPU (paddle has no float16 CPU kernels for training)")
     _require("/" not in args.tag and " " not in args.tag, f"--tag must not contain '/' or spaces: {args.tag!r}")
+    _require(args.cache != "off" or args.dataset in STREAMABLE,
+             f"--cache off reads JPEG files ({', '.join(STREAMABLE)} datasets); {args.dataset} is always cached")
+    _require(args.cache_limit > 0, f"--cache-limit must be positive, got {args.cache_limit}")
+    _require(args.loader_workers >= 0, f"--loader-workers must be >= 0, got {args.loader_workers}")
     seeds = args.seeds or [0 if args.seed is None else args.seed]
     _require(all(s >= 0 for s in seeds), f"seeds must be >= 0, got {seeds}")
     _require(len(set(seeds)) == len(seeds), f"--seeds repeats a seed: {seeds}")
@@ -162,8 +185,10 @@ def plan(args, on_gpu: bool) -> list:
                 variant=get_spec(model).name, recipe=replace(recipe, image_size=size),
                 seed=seed, lr_decay=lr_decay, decay_epochs=decay, dataset=args.dataset, data_dir=args.data_dir,
                 augment=args.augment, max_per_class=args.max_per_class, tag=args.tag,
-                fast_layers=not args.plain_layers, amp=args.amp))
+                fast_layers=not args.plain_layers, amp=args.amp, stream=study.streams(args.cache, args.cache_limit, args.dataset, args.data_dir, size,
+                                                            args.max_per_class)))
     return runs
+
 
 
 def _list() -> None:
@@ -179,39 +204,64 @@ def _list() -> None:
 
 @cli.main_guard
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     if args.list:
         _list()
         return 0
     _require(args.threads is None or args.threads >= 1, f"--threads must be at least 1, got {args.threads}")
     _require(args.jobs is None or args.jobs >= 1, f"--jobs must be at least 1, got {args.jobs}")
+    _require(args.nproc_per_node is None or args.nproc_per_node >= 1,
+             f"--nproc-per-node must be at least 1, got {args.nproc_per_node}")
+    world = distributed.launched()  # set by paddle.distributed.launch
+    launching = (args.nproc_per_node or 1) > 1 and not world.parallel
     device = runtime.set_device(args.device)
     on_gpu = device.startswith("gpu")
     runs = plan(args, on_gpu)
-    threads = runtime.set_threads(args.threads)
-    jobs = args.jobs or (min(len(runs), threads) if len(runs) > 1 and not on_gpu else 1)
+    cores = max(1, runtime.available_cores() // world.local_size)  # each rank its share of the cores
+    threads = runtime.set_threads(args.threads or (cores if world.parallel else None))
+    gpus = gpus_for(args.devices, on_gpu, world.parallel)
+    jobs = jobs_for(args.jobs, len(runs), threads, gpus, launching or world.parallel)
+    if world.parallel:  # each rank its own GPU (the launcher's choice)
+        device = runtime.set_device(distributed.device_for(world, on_gpu))
+    elif on_gpu and gpus and jobs == 1:
+        device = runtime.set_device(f"gpu:{gpus[0]}")
     session = Session(logdir=args.logdir, checkpoint_dir=args.checkpoint_dir, results=args.results,
-                      device=device, threads=threads, resume=args.resume, force=args.force)
+                      device="gpu" if jobs > 1 and gpus else device, threads=threads, resume=args.resume,
+                      force=args.force, world_size=world.size, sync_bn=on_gpu and world.parallel and not args.no_sync_bn,
+                      loader_workers=args.loader_workers)
     for cfg in runs:  # conflicts with existing run folders are usage errors too: before any work
         triage(cfg, paths_for(cfg, session), session)
-    stop = StopFlag().install()
-    auto = f" ({'auto: ' + ('GPU found' if on_gpu else 'no GPU')})" if args.recipe == "auto" else ""
-    print(f"paddle-cnns {runs[0].recipe.name} recipe{auto}, dataset {args.dataset}, device {device}, "
-          f"{threads} thread{'s' if threads > 1 else ''}, {len(runs)} run{'s' if len(runs) > 1 else ''}"
-          f"{f', {jobs} at a time' if jobs > 1 else ''}; paddle {paddle.__version__}", flush=True)
+    stop = StopFlag() if launching else StopFlag().install()  # the launcher's supervisor lets Ctrl-C through
+    if world.is_main and not launching:
+        auto = f" ({'auto: ' + ('GPU found' if on_gpu else 'no GPU')})" if args.recipe == "auto" else ""
+        print(f"paddle-cnns {runs[0].recipe.name} recipe{auto}, dataset {args.dataset}, device {device}, "
+              f"{threads} thread{'s' if threads > 1 else ''}, {len(runs)} run{'s' if len(runs) > 1 else ''}"
+              f"{f', {jobs} at a time' if jobs > 1 else ''}"
+              f"{f', data parallel over {world.size} processes' if world.parallel else ''}; "
+              f"paddle {paddle.__version__}", flush=True)
     # Load (prepare, decode and cache) every dataset/size once, up front: data problems stop
     # here with one line and exit 2, and packed workers find the cache ready instead of racing.
     loaded = set()
-    for cfg in runs:
-        key = (cfg.dataset, cfg.data_dir, cfg.recipe.image_size, cfg.augment, cfg.max_per_class)
-        if key not in loaded:
-            loaded.add(key)
-            load_data(cfg)
+    with launch.one_at_a_time(world, DEFAULT_CACHE_DIR):
+        for cfg in runs:
+            key = (cfg.dataset, cfg.data_dir, cfg.recipe.image_size, cfg.augment, cfg.max_per_class, cfg.stream)
+            if key not in loaded:
+                loaded.add(key)
+                load_data(cfg)
+    if launching:
+        return launch.supervise(argv, args.nproc_per_node, os.path.join(args.checkpoint_dir, launch.LAUNCH_LOGS),
+                                args.devices)
+    distributed.init(world)
     if jobs > 1:
-        outcomes = run_packed(runs, session, jobs, stop)
+        outcomes = run_packed(runs, session, jobs, stop, devices=gpus or None)
     else:
         try:
             outcomes = sequential(runs, session, stop)
+        except PeerLost as e:
+            print(f"error: {e}; the last checkpoint is saved - continue with the same command and --resume",
+                  file=sys.stderr, flush=True)
+            return 1
         except (Interrupted, KeyboardInterrupt):
             print("stopped; the last checkpoint is saved - continue with the same command and --resume",
                   file=sys.stderr, flush=True)
@@ -220,7 +270,7 @@ def main(argv=None) -> int:
         print("stopped; continue with the same command and --resume", file=sys.stderr, flush=True)
         return 130
     bad = [o for o in outcomes if o.get("status") != "finished"]
-    if len(runs) > 1:
+    if len(runs) > 1 and world.is_main:
         print(f"summary: {len(outcomes) - len(bad)} of {len(runs)} runs finished"
               + (f"; not finished: {', '.join(o['run_id'] + ' (' + o['status'] + ')' for o in bad)}" if bad else ""))
         if not bad:

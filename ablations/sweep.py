@@ -10,6 +10,7 @@ import time
 from . import cli
 from .config import Session
 from .console import StopFlag, describe
+from .devices import DevicePool, worker_env
 from .runfolder import paths_for, read_json, triage, write_json
 
 
@@ -18,8 +19,12 @@ def worker_argv(config_path: str, session: Session) -> list:
     return [sys.executable, "-m", "ablations.worker", config_path, json.dumps(session.to_json(), sort_keys=True)]
 
 
-def run_packed(runs: list, session: Session, jobs: int, stop: StopFlag) -> list:
+def run_packed(runs: list, session: Session, jobs: int, stop: StopFlag, devices: list | None = None,
+               command=worker_argv) -> list:
     """Train runs `jobs` at a time, one worker process each, with the threads split between them.
+
+    With `devices` (GPU ids), each worker sees one of them as its only GPU (CUDA_VISIBLE_DEVICES),
+    the least busy one when it starts. `command(config_path, session)` is the worker's command line.
 
     Each worker writes its output to train.log in its checkpoint folder and its outcome to
     outcome.json; one failing worker does not stop the others. Skipping finished runs and
@@ -29,6 +34,7 @@ def run_packed(runs: list, session: Session, jobs: int, stop: StopFlag) -> list:
     # No force for the workers: the parent has already cleared a forced run's folders.
     child = session.replace(threads=per_job, force=False)
     pending, active, outcomes = list(runs), {}, {}
+    pool = DevicePool(devices)
     total, started = len(runs), 0
     while pending or active:
         while pending and len(active) < jobs and not stop.requested:
@@ -47,17 +53,21 @@ def run_packed(runs: list, session: Session, jobs: int, stop: StopFlag) -> list:
             if os.path.exists(paths.outcome):  # an earlier attempt's 'failed': not this attempt's
                 os.remove(paths.outcome)
             log = open(paths.log, "a")
-            proc = subprocess.Popen(worker_argv(paths.config, child), stdout=log, stderr=subprocess.STDOUT,
-                                    env={**os.environ, **cli.process_env(), "PYTHONUNBUFFERED": "1"})
-            active[proc] = (cfg, paths, log, time.time())
-            print(f"[{started}/{total}] started {cfg.run_id} ({per_job} thread{'s' if per_job > 1 else ''}; "
+            device = pool.acquire()
+            proc = subprocess.Popen(command(paths.config, child), stdout=log, stderr=subprocess.STDOUT,
+                                    env={**os.environ, **cli.process_env(), "PYTHONUNBUFFERED": "1",
+                                         **worker_env(device)})
+            active[proc] = (cfg, paths, log, time.time(), device)
+            where = f"GPU {device}, " if device is not None else ""
+            print(f"[{started}/{total}] started {cfg.run_id} ({where}{per_job} thread{'s' if per_job > 1 else ''}; "
                   f"log {paths.log})", flush=True)
         if stop.requested:
             pending.clear()
         time.sleep(0.2)
         for proc in [p for p in active if p.poll() is not None]:
-            cfg, paths, log, t0 = active.pop(proc)
+            cfg, paths, log, t0, device = active.pop(proc)
             log.close()
+            pool.release(device)
             outcome = read_json(paths.outcome) or {}
             if proc.returncode == 130:
                 outcome = {"run_id": cfg.run_id, "status": "interrupted", "error": "stopped; --resume continues it"}

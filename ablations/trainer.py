@@ -10,9 +10,10 @@ from dataclasses import asdict, dataclass
 import paddle
 
 from paddle_cnns import create_model, get_spec
-from paddle_cnns import fast
+from paddle_cnns import distributed, fast
 from paddle_cnns.checkpoint import atomic_save, load_checkpoint, restore, save_checkpoint
 from paddle_cnns.data import make_datasets, make_loader, prepare_caltech16
+from paddle_cnns.distributed import SINGLE, World
 from paddle_cnns.engine import Diverged, Interrupted, TrainState, evaluate, fit, make_optimizer, piecewise_decay
 from paddle_cnns.errors import CNNsError, DataError, NotPrepared
 from paddle_cnns.summary import count_params, summarize_model
@@ -24,15 +25,17 @@ from .results import append_row
 from .runfolder import RunPaths, paths_for, read_json, triage, write_json
 from .vdl import HPARAM_METRICS, VisualDLSink
 
+MODES = ("skip", "resume", "fresh", "force")  # what triage() may find
 EVAL_BATCH = 64  # evaluation batches hold at least this many images (no gradients: memory allows)
 
 
-def load_data(cfg: RunConfig):
+def load_data(cfg: RunConfig, workers: int = 0):
     """The run's datasets, downloading Caltech-101 first when Caltech-16 is not prepared and no
-    data folder was given (the one-line error names the prepare command if that fails too)."""
+    data folder was given (the one-line error names the prepare command if that fails too).
+    A streamed run's JPEGs are decoded per batch by `workers` loader processes."""
     def load():
         return make_datasets(cfg.dataset, cfg.data_dir, cfg.recipe.image_size, augment=cfg.augment,
-                             max_per_class=cfg.max_per_class)
+                             max_per_class=cfg.max_per_class, stream=cfg.stream, workers=workers)
     try:
         return load()
     except NotPrepared as e:
@@ -56,27 +59,39 @@ class Job:
     bundle: object
     steps: int
     blocks: list
+    net: object = None            # what trains: DataParallel(model) under data parallelism, else model
+    world: World = SINGLE
+
+    @property
+    def shard(self) -> dict:
+        """This rank's slice of every batch (nothing to add on a single device)."""
+        return {"rank": self.world.rank, "world_size": self.world.size} if self.world.parallel else {}
 
     def train_batches(self, cfg: RunConfig):
         return lambda epoch: make_loader(self.bundle.train, cfg.recipe.batch_size, shuffle=True,
-                                         seed=cfg.seed, epoch=epoch)
+                                         seed=cfg.seed, epoch=epoch, **self.shard)
 
     def loader(self, split, cfg: RunConfig):
-        return make_loader(split, max(cfg.recipe.batch_size, EVAL_BATCH), shuffle=False)
+        return make_loader(split, max(cfg.recipe.batch_size, EVAL_BATCH), shuffle=False, **self.shard)
 
 
-def build(cfg: RunConfig, bundle) -> Job:
-    """Model (seeded), optimizer and LR schedule of the run, inside the caller's unique_name guard."""
+def build(cfg: RunConfig, bundle, world: World = SINGLE, sync_bn: bool = False) -> Job:
+    """Model (seeded), optimizer and LR schedule of the run, inside the caller's unique_name guard.
+
+    Under data parallelism every rank builds the same model from the seed; --batch-size is the
+    global batch, split over the ranks."""
     r = cfg.recipe
     paddle.seed(cfg.seed)
     with fast.use_fast_layers(cfg.fast_layers):
         model = create_model(cfg.variant, num_classes=bundle.num_classes, in_channels=bundle.in_channels,
                              image_size=r.image_size)
     blocks = summarize_model(model, bundle.in_channels, r.image_size)
-    steps = len(make_loader(bundle.train, r.batch_size, shuffle=True, seed=cfg.seed, epoch=1))
-    scheduler = piecewise_decay(r.lr, r.epochs, steps, cfg.decay_epochs)
-    optimizer = make_optimizer(r.optimizer, model.parameters(), scheduler, r.weight_decay, r.momentum)
-    return Job(model, optimizer, scheduler, bundle, steps, blocks)
+    model, net = distributed.parallel_model(model, world, sync_bn)
+    job = Job(model, None, None, bundle, 0, blocks, net, world)
+    job.steps = len(make_loader(bundle.train, r.batch_size, shuffle=True, seed=cfg.seed, epoch=1, **job.shard))
+    job.scheduler = piecewise_decay(r.lr, r.epochs, job.steps, cfg.decay_epochs)
+    job.optimizer = make_optimizer(r.optimizer, model.parameters(), job.scheduler, r.weight_decay, r.momentum)
+    return job
 
 
 class CheckpointSink:
@@ -97,37 +112,46 @@ class CheckpointSink:
 
 
 def train(cfg: RunConfig, job: Job, paths: RunPaths, state: TrainState, stop: StopFlag, sinks: list) -> tuple:
-    """Run the loop to the end, feeding every epoch's row to the sinks; (status, error)."""
+    """Run the loop to the end, feeding every epoch's row to the sinks; (status, error).
+
+    Under data parallelism only rank 0 checkpoints and reports (the other ranks hold the same state)."""
+    main = job.world.is_main
     checkpoint = CheckpointSink(job, paths, state, cfg)
     progress = Progress(cfg.run_id, cfg.recipe.epochs, job.steps)
+    sinks = [checkpoint, *sinks, progress] if main else []
 
     def on_step(s: TrainState) -> None:
-        progress.step(s)
+        if main:
+            progress.step(s)
         faults.hit("step", s.global_step)
     try:
-        for row in fit(job.model, job.optimizer, job.scheduler, job.train_batches(cfg), job.loader(job.bundle.eval, cfg),
+        for row in fit(job.net, job.optimizer, job.scheduler, job.train_batches(cfg), job.loader(job.bundle.eval, cfg),
                        cfg.recipe.epochs, job.bundle.num_classes, state, seed=cfg.seed, amp=cfg.amp,
-                       stop_requested=stop, on_step=on_step):
+                       stop_requested=stop, on_step=on_step, world=job.world):
             row["time"] = time.time()
-            for sink in (checkpoint, *sinks, progress):
+            for sink in sinks:
                 sink(row)
             faults.hit("epoch", row["epoch"])
     except Diverged as e:
         error = f"{e}; {cli.HINTS['lr']}"
-        print(f"{cfg.run_id}: {error}", file=sys.stderr, flush=True)
+        if main:
+            print(f"{cfg.run_id}: {error}", file=sys.stderr, flush=True)
         return "diverged", error
     except Interrupted:
-        checkpoint.save()
+        if main:
+            checkpoint.save()
         raise
     return "finished", ""
 
 
 def test_metrics(cfg: RunConfig, job: Job, paths: RunPaths) -> dict:
     """Keep the final weights, then evaluate the best-eval checkpoint on the test split (eval if none)."""
-    atomic_save(job.model.state_dict(), paths.final)
-    job.model.set_state_dict(paddle.load(paths.best))
+    if job.world.is_main:
+        atomic_save(job.model.state_dict(), paths.final)
+        job.model.set_state_dict(paddle.load(paths.best))
+    job.world.broadcast_state(job.model)  # rank 0 read the best weights: the other ranks get them from it
     split = "test" if job.bundle.test is not None else "eval"
-    test = evaluate(job.model, job.loader(getattr(job.bundle, split), cfg), job.bundle.num_classes)
+    test = evaluate(job.model, job.loader(getattr(job.bundle, split), cfg), job.bundle.num_classes, job.world)
     return {**test, "split": split}
 
 
@@ -139,7 +163,9 @@ def results_row(cfg: RunConfig, status: str, error: str, session: Session, start
     row = {"run_id": cfg.run_id, "name": cfg.name, "status": status, "error": error,
            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **cfg.identity(),
            "family": spec.family, "model_revision": spec.revision, "wall_time_s": time.time() - started,
-           "paddle_version": paddle.__version__, "device": session.device, "threads": session.threads}
+           "paddle_version": paddle.__version__, "device": session.device, "threads": session.threads,
+           "world_size": session.world_size, "sync_bn": session.sync_bn,
+           "per_device_batch": -(-cfg.recipe.batch_size // session.world_size)}
     tricks = spec.options.get("tricks")
     if tricks is not None:
         row.update(asdict(tricks))
@@ -172,20 +198,28 @@ def hparams(cfg: RunConfig) -> dict:
     return {**cfg.identity(), **({t: int(v) for t, v in asdict(tricks).items()} if tricks else {})}
 
 
-def train_run(cfg: RunConfig, paths: RunPaths, mode: str, session: Session, stop: StopFlag) -> dict:
-    """Train one run to the end (or divergence) and record it. Returns its outcome."""
-    if mode == "force":
-        paths.clear()
-    os.makedirs(paths.ckpt_dir, exist_ok=True)
-    write_json(paths.config, cfg.to_json())
+def train_run(cfg: RunConfig, paths: RunPaths, mode: str, session: Session, stop: StopFlag,
+              world: World = SINGLE) -> dict:
+    """Train one run to the end (or divergence) and record it. Returns its outcome.
+
+    Under data parallelism every rank trains; rank 0 alone writes the run's folders, VisualDL
+    history, results row and outcome (resuming ranks all read rank 0's checkpoint)."""
+    if world.is_main:
+        if mode == "force":
+            paths.clear()
+        os.makedirs(paths.ckpt_dir, exist_ok=True)
+        write_json(paths.config, cfg.to_json())
     started = time.time()
-    bundle = load_data(cfg)
+    bundle = load_data(cfg, session.loader_workers)
     with paddle.utils.unique_name.guard():  # the names optimizer checkpoints are keyed by
-        job = build(cfg, bundle)
+        job = build(cfg, bundle, world, session.sync_bn)
         state = TrainState()
         if mode == "resume":
             state = restore(load_checkpoint(paths.latest), job.model, job.optimizer, job.scheduler)
-            print(f"{cfg.run_id}: resuming after epoch {state.epoch} step {state.step_in_epoch}", flush=True)
+            if world.is_main:
+                print(f"{cfg.run_id}: resuming after epoch {state.epoch} step {state.step_in_epoch}", flush=True)
+        if not world.is_main:
+            return _train_as_helper(cfg, job, paths, state, stop)
         visualdl = VisualDLSink(paths.logdir, state.history)
         try:
             status, error = train(cfg, job, paths, state, stop, [visualdl])
@@ -207,6 +241,14 @@ def train_run(cfg: RunConfig, paths: RunPaths, mode: str, session: Session, stop
     return outcome
 
 
+def _train_as_helper(cfg: RunConfig, job: Job, paths: RunPaths, state: TrainState, stop: StopFlag) -> dict:
+    """A data-parallel rank other than 0: train and evaluate alongside rank 0, write nothing."""
+    status, error = train(cfg, job, paths, state, stop, [])
+    test = test_metrics(cfg, job, paths) if status == "finished" else {}
+    return {"run_id": cfg.run_id, "status": status, "error": error, "best_eval_acc": state.best_eval_acc,
+            "test_acc": test.get("acc")}
+
+
 def record_failure(cfg: RunConfig, session: Session, error: str, started: float) -> dict:
     """Record a run that crashed (not a divergence) so the sweep's summary and the store show it."""
     try:
@@ -219,17 +261,24 @@ def record_failure(cfg: RunConfig, session: Session, error: str, started: float)
 def run_here(cfg: RunConfig, session: Session, stop: StopFlag) -> dict:
     """Train one run in this process; any failure becomes a 'failed' outcome (one line, log kept)."""
     paths = paths_for(cfg, session)
+    world = distributed.launched() if session.world_size > 1 else SINGLE
     mode = triage(cfg, paths, session)
+    if world.parallel:  # every rank does what rank 0 found, whatever it finds on disk by now
+        mode = MODES[int(world.all_sum([MODES.index(mode) if world.is_main else 0])[0])]
     if mode == "skip":
         return {**read_json(paths.outcome), "skipped": True}
     started = time.time()
     try:
-        return train_run(cfg, paths, mode, session, stop)
+        return train_run(cfg, paths, mode, session, stop, world)
     except (Interrupted, KeyboardInterrupt):
         raise
     except CNNsError as e:
+        if not world.is_main:  # rank 0 records the run; the other ranks' errors go to their logs
+            raise
         return record_failure(cfg, session, cli.explain(e), started)
     except Exception as e:  # a bug or resource problem: keep the traceback, report one line
+        if not world.is_main:
+            raise
         os.makedirs(paths.ckpt_dir, exist_ok=True)
         with open(paths.error_log, "w") as f:
             traceback.print_exc(file=f)

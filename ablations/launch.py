@@ -105,6 +105,8 @@ def supervise(argv: list, nproc: int, log_dir: str, devices: str | None = None) 
     finally:
         signal.signal(signal.SIGINT, previous)
     if interrupted:
+        print("stopped; the last checkpoint is saved - continue with the same command and --resume",
+              file=sys.stderr, flush=True)
         return 130
     if code != 0:
         print(failure_line(_log_tails(log_dir, nproc, offsets), nproc, log_dir), file=sys.stderr, flush=True)

@@ -17,7 +17,7 @@ from paddle_cnns.engine import Diverged, Interrupted, TrainState, evaluate, fit,
 from paddle_cnns.errors import CNNsError, DataError, NotPrepared
 from paddle_cnns.summary import count_params, summarize_model
 
-from . import cli, faults
+from . import cli, faults, predictions
 from .config import RunConfig, Session
 from .console import Progress, StopFlag
 from .results import append_row
@@ -193,6 +193,8 @@ def train_run(cfg: RunConfig, paths: RunPaths, mode: str, session: Session, stop
             visualdl.close()
             raise
         test = test_metrics(cfg, job, paths) if status == "finished" else {}
+        if status == "finished":  # beside the results store, before its row: the report pairs runs per image
+            predictions.record(cfg, job, session.results, test["split"])
     row = results_row(cfg, status, error, session, started, job, state, test, logdir=paths.logdir)
     append_row(session.results, row)
     visualdl.finish(hparams(cfg), {k: row[k] for k in HPARAM_METRICS})

@@ -20,6 +20,20 @@ def gap_reason(cfg) -> str:
             "averages a single position, so this comparison only removes the head's 1024-unit hidden layer")
 
 
+def earlier(cfg) -> str:
+    """'revision 1, today 2; 4.07 M params recorded, 8.39 M today': how a configuration's model changed since."""
+    from .report_format import si
+    parts = []
+    if cfg["old_revisions"]:
+        parts.append(f"revision {', '.join(map(str, cfg['old_revisions']))}, today {cfg['revision_today']}")
+    recorded = ", ".join(si(p) for p in cfg["params_recorded"])
+    if cfg["params_today"] is not None and cfg["params_recorded"] != [cfg["params_today"]]:
+        parts.append(f"{recorded} params recorded, {si(cfg['params_today'])} today")
+    elif recorded:
+        parts.append(f"{recorded} params recorded")
+    return "; ".join(parts)
+
+
 def caveats(*cfgs, change: str = "") -> list:
     """One line per kind of caveat, naming each configuration it concerns, e.g.
     'not converged (best epoch = last): gap 2/3, baseline 2/3'. The 1 x 1 map matters only to a
@@ -36,10 +50,8 @@ def caveats(*cfgs, change: str = "") -> list:
             kinds["not converged (best epoch = last)"].append(f"{cfg['name']} {cfg['not_converged']}/{n}")
         if cfg["underfit"]:
             kinds["underfit (train acc ≤ eval acc)"].append(f"{cfg['name']} {cfg['underfit']}/{n}")
-        if cfg["old_revisions"]:
-            kinds["trained on an earlier model"].append(
-                f"{cfg['name']} revision {', '.join(map(str, cfg['old_revisions']))} "
-                f"(today {cfg['revision_today']})")
+        if cfg["earlier_model"]:
+            kinds["trained on an earlier model"].append(f"{cfg['name']} ({earlier(cfg)})")
         tricks = cfg["tricks"] or {}
         if tricks.get("gap") and pools_nothing(cfg) and "+gap" in change:
             kinds["design"].append(f"{cfg['name']}: GAP over a {map_size(cfg)} map pools nothing")

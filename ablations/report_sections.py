@@ -10,7 +10,7 @@ from paddle_cnns import VARIANTS, list_models
 
 from . import report_ablation as ab
 from . import report_data as data
-from .report_caveats import caveats, fit_sentence, stage_line
+from .report_caveats import caveats, earlier, fit_sentence, stage_line
 from .report_doc import Doc
 from .report_format import (DASH, dates, delta, ints, interval, missing, num, pct_sd, plural, pvalue, rate,
                             runs_cell, secs, si)
@@ -70,7 +70,7 @@ def setup(rep, doc: Doc):
     if rep.multi:
         doc.p("The results hold runs of several recipes (studies S1, S2, ...); runs of different studies are "
               "never compared with each other, and labels carry the study in brackets.")
-    doc.p(f"**Primary metric**: top-1 accuracy on the test split of the checkpoint with the best eval accuracy "
+    doc.p("**Primary metric**: top-1 accuracy on the test split of the checkpoint with the best eval accuracy "
           "(test top-1). The eval split picked the checkpoint, so the test split is still unseen. "
           "Best eval accuracy is shown beside it, and balanced accuracy (the mean per-class recall: Caltech-16's "
           "minority classes carry most of the differences). With several seeds, cells show mean ± sample standard "
@@ -109,14 +109,13 @@ def design_notes(rep, doc: Doc):
     fit = fit_sentence(rep.cfgs)
     if fit:
         items.append(fit)
-    old = [c for _, c in rep.cfgs.iterrows() if c["old_revisions"]] if not rep.cfgs.empty else []
+    old = [c for _, c in rep.cfgs.iterrows() if c["earlier_model"]] if not rep.cfgs.empty else []
     if old:
         items.append(
-            f"{plural(len(old), 'configuration')} of {len(rep.cfgs)} trained an earlier revision of its model than "
-            "today's model zoo builds, so their numbers describe the earlier networks (parameters as recorded): "
-            + ", ".join(f"{c['name']} (revision {', '.join(map(str, c['old_revisions']))}, "
-                        f"{', '.join(si(p) for p in c['params_recorded'])} params; today revision {c['revision_today']})"
-                        for c in old) + ".")
+            f"{len(old)} of {plural(len(rep.cfgs), 'configuration')} ran an earlier version of the network than "
+            "today's model zoo builds (the recorded model revision or parameter count differs from today's): their "
+            "numbers describe the earlier networks, and retraining them measures today's: "
+            + ", ".join(f"{c['name']} ({earlier(c)})" for c in old) + ".")
     if items:
         doc.h(3, "Design caveats")
         doc.ul(items)

@@ -4,11 +4,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+import pandas as pd
+
 from . import report_ablation as ab
 from . import report_stats as st
 from .report_caveats import caveats, gap_reason, pools_nothing
 from .report_curves import overfit_run
-from .report_format import delta, interval, pct, pvalue
+from .report_format import delta, interval, pct, plural, pvalue
+from .report_hints import train_missing
+from .study import RECIPES
 
 CONVERGE_FACTOR = 2.0   # converges: balanced test accuracy above this many times chance
 ARTICLE_CLASSICS = ("lenet", "alexnet", "vgg13", "googlenet")
@@ -57,20 +61,21 @@ CLAIMS = [
 OVERFIT_RISE = 0.10  # eval loss at the end at least 10% above its minimum
 
 CRITERIA = {
-    "C1": f"converges: balanced test accuracy (mean per-class recall) above {CONVERGE_FACTOR:g} × chance (1 / classes), "
-          "as the mean over the finished runs; plain accuracy cannot tell, since a network that always answers the "
-          "largest class scores that class's share; a configuration whose runs all diverged did not converge.",
-    "C2": f"a claimed gain: direction from the test of the difference (p < {st.ALPHA:g}; Holm-adjusted over the trick "
-          "table's comparisons for claims 3-8, a single comparison for 11-12), size on the relative-error scale: a "
-          "gain of +X points removes X / (100 − the article's parent accuracy) of the parent's errors, and at least X% "
-          "of them when the article gives no parent accuracy (claim 8 gives 60%: +6 pts is 15%), since our parents "
-          "leave far less headroom than +20 or +25 points. agree: significantly better and the 95% interval reaches "
-          "the claimed share; disagree: significantly worse, or the whole interval below the claimed share; "
-          "inconclusive otherwise.",
-    "C3": "best of the article's four (LeNet, AlexNet, VGG13, GoogLeNet; not the BN variants or deeper VGGs): the first "
-          "by mean test top-1 must beat the second with p < 0.05 (the same test as C2) to agree, and the one that "
-          "beat AlexNet must do so with p < 0.05 to disagree; not testable when the first ran at a larger image "
-          "size than the others.",
+    "C1": f"converges: balanced test accuracy (mean per-class recall) above {CONVERGE_FACTOR:g} × chance "
+          "(1 / classes), as the mean over the finished runs; plain accuracy cannot tell, since a network that "
+          "always answers the largest class scores that class's share; a configuration whose runs all diverged "
+          "did not converge.",
+    "C2": f"a claimed gain: direction from the test of the difference (p < {st.ALPHA:g}; Holm-adjusted over the "
+          "trick table's comparisons for claims 3-8, a single comparison for 11-12), size on the relative-error "
+          "scale: a gain of +X points removes X / (100 − the article's parent accuracy) of the parent's errors, and "
+          "at least X% of them when the article gives no parent accuracy (claim 8 gives 60%: +6 pts is 15%), since "
+          "our parents leave far less headroom than +20 or +25 points. agree: significantly better and the 95% "
+          "interval reaches the claimed share; disagree: significantly worse, or the whole interval below the "
+          "claimed share; inconclusive otherwise.",
+    "C3": "best of the article's four (LeNet, AlexNet, VGG13, GoogLeNet; not the BN variants or deeper VGGs): the "
+          "first by mean test top-1 must beat the second with p < 0.05 (the same test as C2) to agree, and the one "
+          "that beat AlexNet must do so with p < 0.05 to disagree; not testable when the first ran at a larger "
+          "image size than the others.",
     "C4": f"overfits (plain VGG13, as the article saw it): per run, eval loss in the last epoch at least "
           f"{100 * OVERFIT_RISE:.0f}% above its minimum while train loss fell after that minimum; runs that are "
           "underfit (train acc ≤ eval acc) or whose eval loss is lowest in the last epoch cannot show it (not "
@@ -105,7 +110,6 @@ def check_claims(rep) -> list:
 
 
 def _not_run(rep, claim, names, family) -> Verdict:
-    from .report_hints import train_missing
     hint = train_missing(rep, rep.main_study, names, family) if rep.studies else ""
     return Verdict(claim, f"{' and '.join(names)} not run", "not measured",
                    f"train {'them' if len(names) > 1 else 'it'}: {hint}" if hint else "", "")
@@ -141,7 +145,7 @@ def _converges(rep, claim, by_name) -> Verdict:
 # ---------------------------------------------------------------- claimed gains
 
 def describe(ev: st.Evidence, parent_acc: float, p_label: str, p) -> str:
-    """'-1.8 pts [-3.52, -0.04] (seeds, n=3); -13% of the parent's errors [-25%, -0.3%]; Holm p 0.19'."""
+    """'Δ top-1 -1.8 pts [-3.54, -0.05] (seeds, n=3); -12.9% of the parent's errors [-25.4%, -0.3%]; Holm p 0.24'."""
     text = f"Δ top-1 {delta(ev.mean)} pts"
     if ev.ci is not None:
         text += f" {interval(ev.ci)}"
@@ -259,7 +263,8 @@ def _overfits(rep, claim, by_name) -> Verdict:
     if not testable:
         return Verdict(claim, measured, "not testable here", "no run can show overfitting (see the runs)", "C4", notes)
     if all(testable):
-        return Verdict(claim, measured, "agree", f"{len(testable)} of {len(testable)} testable runs overfit", "C4", notes)
+        return Verdict(claim, measured, "agree", f"{len(testable)} of {len(testable)} testable runs overfit", "C4",
+                       notes)
     if not any(testable):
         return Verdict(claim, measured, "disagree", f"none of {len(testable)} testable runs overfits", "C4", notes)
     return Verdict(claim, measured, "inconclusive", f"{sum(testable)} of {len(testable)} testable runs overfit",
@@ -270,11 +275,6 @@ def _overfits(rep, claim, by_name) -> Verdict:
 
 def section(rep, doc):
     """Section 4: each claim, what we measured, the verdict, why, by which criterion, and its caveats."""
-    import pandas as pd
-
-    from .report_format import plural
-    from .study import RECIPES
-
     doc.h(2, "4. Against the article")
     if not rep.studies:
         return

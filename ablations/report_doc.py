@@ -45,7 +45,8 @@ class Doc:
             elif b[0] == "ul":
                 out.append("\n".join(f"- {item}" for item in b[1]))
             elif b[0] == "table":
-                df = b[1].map(lambda v: v.replace("|", "\\|"))
+                # per column: DataFrame.map is pandas 2.1+, its old name applymap is gone in 3.0
+                df = b[1].apply(lambda col: col.map(lambda v: v.replace("|", "\\|")))
                 align = ["right" if c in b[2] else "left" for c in df.columns]
                 out.append(df.to_markdown(index=False, disable_numparse=True, colalign=align))
             elif b[0] == "img":

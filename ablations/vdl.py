@@ -1,4 +1,5 @@
 """VisualDL logging of one run: shared scalar tags per epoch, hyperparameters and final metrics."""
+from __future__ import annotations
 import glob
 import os
 import time

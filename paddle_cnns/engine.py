@@ -3,6 +3,7 @@
 Schedules are stated in epochs and stepped per iteration; the loop is resumable at any step
 boundary from a TrainState, and it knows nothing about files, VisualDL or pandas.
 """
+from __future__ import annotations
 import itertools
 import math
 import time

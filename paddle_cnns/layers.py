@@ -1,4 +1,5 @@
 """The building blocks every model is made of: one place that makes convs, activations and inits."""
+from __future__ import annotations
 import contextlib
 
 import paddle

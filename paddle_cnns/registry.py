@@ -1,4 +1,5 @@
 """The model registry: every network of the study is built by name through create_model."""
+from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 

@@ -1,4 +1,5 @@
 """Device and CPU-thread selection, done once at start-up and the same on paddle 2.6 and 3.x."""
+from __future__ import annotations
 import os
 
 import paddle

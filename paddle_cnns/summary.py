@@ -5,6 +5,7 @@ multiply-accumulates (MACs) of convolutions and linear layers, the convention in
 published "FLOPs" are usually given (VGG16 at 224 px: 15.5 G); pooling, BatchNorm,
 activations and bias adds are left out. One MAC is two floating-point operations.
 """
+from __future__ import annotations
 from dataclasses import dataclass
 
 import paddle

@@ -7,6 +7,7 @@ import pytest
 
 from data_helpers import (COMMITTED, FAKE_CLASSES, FAKE_COUNTS, list_snapshot, make_ai_studio, make_caltech_tree,
                           make_official_zip, make_tar_gz, read)
+from ablations import cli
 from paddle_cnns.data import caltech, make_datasets, prepare_caltech16
 from paddle_cnns.errors import DataError
 
@@ -101,15 +102,19 @@ def test_make_datasets_prepares_a_source_given_as_data_dir_once(sources, prepare
 
 def test_caltech16_not_prepared_names_the_prepare_command(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(DataError, match=r"^Caltech-16 is not prepared in data/caltech16; run: python -m "
-                                        r"ablations.prepare caltech16 --source PATH"):
+    with pytest.raises(DataError, match=r"^Caltech-16 is not prepared in data/caltech16$") as e:
         make_datasets("caltech16", image_size=32)
+    # The library names the fix; the command line spells it out as a command to run.
+    assert e.value.fix == "prepare" and e.value.details["data_dir"] == os.path.join("data", "caltech16")
+    assert cli.explain(e.value).startswith("Caltech-16 is not prepared in data/caltech16; run: python -m "
+                                           "ablations.prepare caltech16 --source PATH")
     # The repository's state after a clone: committed lists, no images.
     os.makedirs("data/caltech16")
     for name in ("Train.txt", "Eval.txt", "Test.txt", "labels.txt", "stats.json"):
         pathlib.Path("data/caltech16", name).write_bytes(read(os.path.join(COMMITTED, name)))
-    with pytest.raises(DataError, match="not prepared in data/caltech16; run: python -m ablations.prepare"):
+    with pytest.raises(DataError, match="not prepared in data/caltech16") as e:
         make_datasets("caltech16", image_size=32)
+    assert "run: python -m ablations.prepare caltech16 --source" in cli.explain(e.value)
 
 
 def test_ai_studio_layout_reads_the_same_from_images_zip_and_folder(tmp_path):

@@ -108,7 +108,7 @@ def test_archive_without_101_object_categories(capsys, out, tree, tmp_path):
 
 
 def test_class_with_too_few_images_to_split(capsys, out, tmp_path):
-    counts = {f"class{i:02d}": 6 for i in range(15)} | {"tiny": 3}
+    counts = {**{f"class{i:02d}": 6 for i in range(15)}, "tiny": 3}
     source = make_caltech_tree(str(tmp_path / "src"), counts)
     code, err = run_cli(capsys, ["caltech16", "--source", source, "--out", out])
     assert_one_line_error(code, err, "class 'tiny' has 3 image(s), too few to split")

@@ -1,4 +1,5 @@
 """The report: built from real short runs and from hand-written results, right numbers, same bytes twice."""
+from __future__ import annotations
 import csv
 import json
 import math

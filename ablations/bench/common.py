@@ -5,6 +5,7 @@ is a ratio of medians taken in one run: each system lives in its own worker proc
 peak RSS is its own), and repetitions take turns (A B C, A B C, ...) so slow spells hit all
 systems alike. Imports neither paddle nor torch at the top: a torch worker must not load paddle.
 """
+from __future__ import annotations
 import csv
 import json
 import os

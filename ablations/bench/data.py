@@ -11,6 +11,7 @@
      Caltech-16 epoch is 39 steps of 64) to keep the run short.
 Targets from issue 3: loader >= 10x training images/s; loader-fed steps within 5% of pure compute.
 """
+from __future__ import annotations
 import argparse
 import csv
 import os
@@ -134,7 +135,7 @@ def time_training(train_set, model_name, image_size, num_classes, batch_size, st
                 total[mode] += time.perf_counter() - start
         for key, value in total.items():
             times[key].append(value)
-    return {mode: statistics.median(t) for mode, t in times.items()} | {"all": times}
+    return {**{mode: statistics.median(t) for mode, t in times.items()}, "all": times}
 
 
 @main_guard

@@ -11,6 +11,7 @@ amplifies that (a 3-epoch run's loss can move by 0.2) unless MKL_CBWR=AUTO,STRIC
 thread-count invariant: then they are bitwise equal. ablations.run sets that by default; --mkl-cbwr
 (or MKL_CBWR in the environment) chooses another value, e.g. COMPATIBLE, to see the drift.
 """
+from __future__ import annotations
 import argparse
 import csv
 import os

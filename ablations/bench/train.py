@@ -17,6 +17,7 @@ systems are interleaved and every ratio is a ratio of medians from this one run.
 each worker's (VmHWM): ours covers ours, bare, hapi and eval on one network.
 Training GFLOP/s count 3 x 2 x MACs per image (forward, and a backward of twice the forward).
 """
+from __future__ import annotations
 import argparse
 import sys
 import time

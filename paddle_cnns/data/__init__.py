@@ -1,4 +1,5 @@
 """The study's datasets behind one function, make_datasets, and a fast deterministic loader."""
+from __future__ import annotations
 import os
 
 from ..errors import DataError, NotPrepared, UsageError

@@ -1,4 +1,5 @@
 """DataBundle, and turning split lists of image files into cached ArrayDatasets."""
+from __future__ import annotations
 import hashlib
 import json
 import os

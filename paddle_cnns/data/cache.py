@@ -5,6 +5,7 @@ Both are written under temporary names and renamed, the .npy first and the .json
 .json is the done-marker: an .npy without it, or of another size than it records, is a build
 that was killed and is rebuilt, never read.
 """
+from __future__ import annotations
 import glob
 import hashlib
 import json

@@ -6,6 +6,7 @@ same on every numpy and OS); checks every selected JPEG decodes; computes the tr
 per-channel mean/std; and writes `images/<class>/<file>`, Train.txt, Eval.txt, Test.txt,
 labels.txt and stats.json into out_dir, all or nothing.
 """
+from __future__ import annotations
 import bz2
 import gzip
 import hashlib

@@ -1,4 +1,5 @@
 """ImageNet-style folders: train/<class>/*.jpg, val/<class>/*.jpg and optionally test/<class>/*.jpg."""
+from __future__ import annotations
 import os
 
 from paddle.vision.datasets import DatasetFolder

@@ -1,4 +1,5 @@
 """Where a label list's images live: a folder or a zip (AI Studio's Images.zip), read by path."""
+from __future__ import annotations
 import hashlib
 import os
 import zipfile

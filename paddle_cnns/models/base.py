@@ -1,4 +1,5 @@
 """BlockNet: a network that is a named sequence of blocks, so summaries can walk its stages."""
+from __future__ import annotations
 import paddle.nn as nn
 
 

@@ -1,4 +1,5 @@
 """Seed 004's trick CNN: one builder, one frozen set of named tricks, every variant of the ablation."""
+from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 import paddle

@@ -1,7 +1,6 @@
 """The report's tables of numbers: per-configuration aggregates over seeds and each trick against its parent."""
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass, replace
 from typing import Optional, Tuple
@@ -35,31 +34,6 @@ def _today_revision(variant: str):
         return None
 
 
-@functools.lru_cache(maxsize=None)
-def today_params(variant: str, image_size: int, num_classes: int, in_channels: int):
-    """Trainable and running parameters of today's model at a run's input shape (None if it cannot be built).
-
-    Built once per shape and process: about a second for the largest trick CNN.
-    """
-    try:
-        from paddle_cnns import create_model
-        from paddle_cnns.summary import count_params
-        return count_params(create_model(variant, num_classes=num_classes, in_channels=in_channels,
-                                         image_size=image_size))
-    except Exception:  # a model this checkout no longer has, or an input it no longer takes
-        return None
-
-
-def _params_today(g: pd.DataFrame):
-    """Today's parameter count for runs that recorded their per-block costs (rows from real runs)."""
-    first = g.iloc[0]
-    if not any(b for b in g["blocks"]) or not all(st.finite(first[c]) for c in ("image_size", "num_classes",
-                                                                                  "in_channels", "params")):
-        return None
-    return today_params(first["variant"], int(first["image_size"]), int(first["num_classes"]),
-                        int(first["in_channels"]))
-
-
 def _design_facts(g: pd.DataFrame, done: pd.DataFrame) -> dict:
     """What the runs say about their own design: stage sizes, convergence, fit, model version."""
     blocks = next((b for b in g["blocks"] if b), None)
@@ -68,7 +42,6 @@ def _design_facts(g: pd.DataFrame, done: pd.DataFrame) -> dict:
     revisions = sorted({int(r) for r in g["model_revision"] if st.finite(r)})
     today = _today_revision(g["variant"].iloc[0])
     recorded = sorted({int(p) for p in g["params"] if st.finite(p)})
-    params_today = _params_today(g)
     return {
         "stages": stages, "last_map": maps[-1][1:] if maps else None,
         # the eval split still improved in the last epoch: training stopped before it converged
@@ -76,10 +49,10 @@ def _design_facts(g: pd.DataFrame, done: pd.DataFrame) -> dict:
         # train accuracy (running, dropout on) no higher than eval accuracy: not fit to its training images yet
         "underfit": int((done["final_train_acc"] <= done["final_eval_acc"]).sum()),
         "old_revisions": [r for r in revisions if today is not None and r != today], "revision_today": today,
-        "params_recorded": recorded, "params_today": params_today,
-        # trained on another network than today's: its revision, or its recorded size, says so
-        "earlier_model": bool([r for r in revisions if today is not None and r != today])
-        or (params_today is not None and recorded != [params_today]),
+        "params_recorded": recorded,
+        # trained on another network than today's: the recorded revision says so (the model is not
+        # rebuilt: the registry's revision is bumped whenever a network or its initialisation changes)
+        "earlier_model": bool([r for r in revisions if today is not None and r != today]),
     }
 
 

@@ -21,15 +21,13 @@ def gap_reason(cfg) -> str:
 
 
 def earlier(cfg) -> str:
-    """'revision 1, today 2; 4.07 M params recorded, 8.39 M today': how a configuration's model changed since."""
+    """'revision 1, today 2; 4.07 M params recorded': how a configuration's model changed since."""
     from .report_format import si
     parts = []
     if cfg["old_revisions"]:
         parts.append(f"revision {', '.join(map(str, cfg['old_revisions']))}, today {cfg['revision_today']}")
     recorded = ", ".join(si(p) for p in cfg["params_recorded"])
-    if cfg["params_today"] is not None and cfg["params_recorded"] != [cfg["params_today"]]:
-        parts.append(f"{recorded} params recorded, {si(cfg['params_today'])} today")
-    elif recorded:
+    if recorded:
         parts.append(f"{recorded} params recorded")
     return "; ".join(parts)
 

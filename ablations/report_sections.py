@@ -113,7 +113,7 @@ def design_notes(rep, doc: Doc):
     if old:
         items.append(
             f"{len(old)} of {plural(len(rep.cfgs), 'configuration')} ran an earlier version of the network than "
-            "today's model zoo builds (the recorded model revision or parameter count differs from today's): their "
+            "today's model zoo builds (the recorded model revision differs from today's): their "
             "numbers describe the earlier networks, and retraining them measures today's: "
             + ", ".join(f"{c['name']} ({earlier(c)})" for c in old) + ".")
     if items:

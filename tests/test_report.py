@@ -280,7 +280,7 @@ def test_hand_computed_case_in_the_report(handwritten, tmp_path):
             f"revision {today}, so these numbers describe the earlier network") in md
     assert "revision 0 of the model" not in md.split("- gap at 32 px")[0]  # the others are today's
     assert ("1 of 5 configurations ran an earlier version of the network than today's model zoo builds (the "
-            "recorded model revision or parameter count differs from today's): their numbers describe the "
+            "recorded model revision differs from today's): their numbers describe the "
             f"earlier networks, and retraining them measures today's: gap (revision 0, today {today}; 44.71 M params "
             "recorded).") in md
     assert f"trained on an earlier model: gap (revision 0, today {today}; 44.71 M params recorded)" in gap["caveats"]

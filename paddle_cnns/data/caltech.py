@@ -6,6 +6,8 @@ same on every numpy and OS); checks every selected JPEG decodes; computes the tr
 per-channel mean/std; and writes `images/<class>/<file>`, Train.txt, Eval.txt, Test.txt,
 labels.txt and stats.json into out_dir, all or nothing.
 """
+from __future__ import annotations
+
 import bz2
 import gzip
 import hashlib
@@ -27,7 +29,7 @@ from PIL import Image
 from ..errors import DataError
 from .cache import stats_from_histogram
 from .download import DOWNLOAD_DIR, download, file_digest
-from .images import is_image_name, open_image
+from .images import MAX_IMAGE_BYTES, is_image_name, open_image
 from .labels import CLASS_FILE, LIST_NAMES, SPLITS, format_class_names, format_list
 
 CALTECH101_URL = "https://data.caltech.edu/records/mzrjq-6wc02/files/caltech-101.zip"
@@ -41,6 +43,11 @@ SPLIT_SEED = 0
 STATS_FILE = "stats.json"
 PREPARED_FILE = ".prepared.json"  # inside images/, so git ignores it: where the images came from
 SOURCE_HELP = "pass the official caltech-101.zip, its 101_ObjectCategories.tar.gz or the extracted 101_ObjectCategories folder"
+# Archive members are held in memory while scanning, so an archive can ask for a lot: caps far
+# above the real thing (its largest image is well under 1 MB, all 9,146 about 130 MB) stop a
+# damaged or hostile archive (a 2.5 MB .tar.gz can hold a 1 GiB member) before it is read.
+MAX_MEMBER_BYTES = MAX_IMAGE_BYTES
+MAX_TOTAL_BYTES = 2 << 30
 
 
 @dataclass
@@ -50,12 +57,36 @@ class Scan:
     kind: str
     files: dict[str, dict[str, tuple[Callable[[], bytes], int]]] = field(default_factory=dict)
     stray: list[str] = field(default_factory=list)  # non-image files, skipped
+    total: int = 0  # bytes of the members read into memory so far
+
+    def wants(self, rel_parts: list[str]) -> bool:
+        """Whether a member at rel_parts is an image of a category (the only members read)."""
+        return len(rel_parts) == 2 and is_image_name(rel_parts[1])
 
     def add(self, rel_parts: list[str], read: Callable[[], bytes], mtime_ns: int) -> None:
-        if len(rel_parts) == 2 and is_image_name(rel_parts[1]):
+        if self.wants(rel_parts):
             self.files.setdefault(rel_parts[0], {})[rel_parts[1]] = (read, mtime_ns)
         else:
             self.stray.append("/".join([ROOT, *rel_parts]))
+
+    def read_capped(self, name: str, size: int, stream) -> bytes:
+        """Read a member of `size` bytes (as its header says) from stream, within the caps."""
+        if size > MAX_MEMBER_BYTES or self.total + size > MAX_TOTAL_BYTES:
+            what = (f"is {_size(size)}" if size > MAX_MEMBER_BYTES else
+                    f"takes the images past {_size(MAX_TOTAL_BYTES)} in all")
+            raise DataError(f"{self.source}: member {name} {what}, more than any Caltech-101 download holds "
+                            f"(limits {_size(MAX_MEMBER_BYTES)} an image, {_size(MAX_TOTAL_BYTES)} in all); "
+                            f"refusing the archive: {SOURCE_HELP}")
+        data = stream.read(size + 1)  # one byte more than announced: a lying header shows here
+        if len(data) > size:
+            raise DataError(f"{self.source}: member {name} holds more data than its header says; the archive "
+                            "is damaged or not a Caltech-101 download: download it again")
+        self.total += len(data)
+        return data
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**30:g} GiB" if n >= 2**30 else f"{n / 2**20:.3g} MiB"
 
 
 def is_caltech_source(path: str) -> bool:
@@ -101,10 +132,13 @@ def scan_source(source: str) -> Scan:
     return scan
 
 
-def _relative_parts(name: str) -> list[str] | None:
+def _relative_parts(name: str, source: str = "") -> list[str] | None:
     parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
     if ROOT not in parts or parts[0] == "__MACOSX":
         return None
+    if ".." in parts:  # a path out of the folder it unpacks into: never a real archive's
+        raise DataError(f"{source}: member {name!r} has a '..' in its path; refusing the archive (it is not a "
+                        f"Caltech-101 download): {SOURCE_HELP}")
     return parts[parts.index(ROOT) + 1:]
 
 
@@ -141,13 +175,16 @@ def _scan_tar(source: str, kind: str, fileobj) -> Scan:
     stream = _decompressed(fileobj)
     with tarfile.open(fileobj=stream, mode="r|") as tar:  # streamed: one pass, no seeking
         for member in tar:
-            rel = _relative_parts(member.name)
+            rel = _relative_parts(member.name, source)
             if rel is None or member.isdir():
                 continue
             if not member.isfile():
                 scan.stray.append(member.name)
                 continue
-            data = tar.extractfile(member).read()
+            if not scan.wants(rel):
+                scan.add(rel, None, 0)  # counted as skipped, never read
+                continue
+            data = scan.read_capped(member.name, member.size, tar.extractfile(member))
             scan.add(rel, lambda data=data: data, int(member.mtime) * 10**9)
         end = tar.offset
     while stream.read(1 << 20):  # to the end: a truncated .gz raises EOFError here
@@ -170,10 +207,14 @@ def _scan_zip(source: str) -> Scan:
             return scan
         scan = Scan(source, "zip")
         for info in infos:
-            rel = _relative_parts(info.filename)
+            rel = _relative_parts(info.filename, source)
             if rel is None or info.is_dir():
                 continue
-            data = zf.read(info)
+            if not scan.wants(rel):
+                scan.add(rel, None, 0)
+                continue
+            with zf.open(info) as member:
+                data = scan.read_capped(info.filename, info.file_size, member)
             scan.add(rel, lambda data=data: data, int(time.mktime(info.date_time + (0, 0, -1))) * 10**9)
     if not scan.files:
         raise DataError(f"zip {source} has neither {ROOT}.tar.gz nor a {ROOT} folder; {SOURCE_HELP}")
@@ -194,6 +235,9 @@ def _scan_folder(source: str, root: str) -> Scan:
 
 def _read_file(path: str) -> bytes:
     try:
+        if os.path.getsize(path) > MAX_MEMBER_BYTES:
+            raise DataError(f"{path} is {_size(os.path.getsize(path))}, more than any Caltech-101 image "
+                            f"(limit {_size(MAX_MEMBER_BYTES)}); remove it or {SOURCE_HELP}")
         with open(path, "rb") as f:
             return f.read()
     except OSError as e:
@@ -242,10 +286,12 @@ def _decode_all(scan: Scan, splits) -> tuple[dict, int]:
     """
     histogram = np.zeros((3, 256), dtype=np.int64)
     grayscale = 0
+    advice = "replace the file" if scan.kind == "folder" else "the archive is damaged, download it again"
     for split, entries in splits.items():
         for rel, _ in entries:
             _, category, name = rel.split("/")
-            image = open_image(scan.files[category][name][0](), f"{ROOT}/{category}/{name} in {scan.source}")
+            image = open_image(scan.files[category][name][0](), f"{ROOT}/{category}/{name} in {scan.source}",
+                               advice)
             grayscale += image.mode == "L"
             if split == "train":
                 rgb = np.asarray(image.convert("RGB"))

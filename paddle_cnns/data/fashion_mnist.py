@@ -5,6 +5,8 @@ is the eval split, the rest trains; the official test set is the test split. Ima
 28 x 28 in memory and are resized on the fly to the run's size (96 px for GoogLeNet, 224 for
 AlexNet/VGG/NiN as in seed 001): a 224 px copy of 70,000 images would take 3.5 GB.
 """
+from __future__ import annotations
+
 import gzip
 import os
 import shutil

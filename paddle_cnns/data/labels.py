@@ -1,4 +1,6 @@
 """Label lists in the AI Studio / PaddleClas format: one `relative/path.jpg label` per line."""
+from __future__ import annotations
+
 import os
 
 from ..errors import DataError
@@ -42,7 +44,8 @@ def parse_list(text: str, where: str) -> list[tuple[str, int]]:
         except ValueError:
             raise DataError(f"label list {where} line {number}: label {label!r} is not an integer; "
                             "fix the list") from None
-        entries.append((path.replace("\\", "/").removeprefix("./"), label))
+        path = path.replace("\\", "/")
+        entries.append((path[2:] if path.startswith("./") else path, label))  # no str.removeprefix: 3.8
     return entries
 
 

@@ -4,6 +4,8 @@ Class k is a sinusoidal grating at angle k*180/K degrees, tinted with hue k/K, a
 and frequency, plus Gaussian noise. Generated from a fixed seed, so every run sees the same
 images; it is only ever used when asked for by name, never in place of a missing dataset.
 """
+from __future__ import annotations
+
 import colorsys
 
 import numpy as np

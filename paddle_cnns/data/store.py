@@ -34,6 +34,7 @@ class FolderStore:
         return f"{st.st_size}:{st.st_mtime_ns}"
 
     def size(self, rel: str) -> int:
+        """The file's size in bytes (kept when the folder is copied, unlike its mtime)."""
         return os.path.getsize(os.path.join(self.root, rel))
 
 
@@ -83,6 +84,7 @@ class ZipStore:
         return f"{info.file_size}:{info.CRC:08x}"
 
     def size(self, rel: str) -> int:
+        """The member's uncompressed size in bytes, from the zip's directory."""
         return self._info(rel).file_size
 
 

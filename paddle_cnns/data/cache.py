@@ -89,7 +89,7 @@ def load(stem: str, key: str, shape: tuple) -> tuple[np.ndarray, dict] | None:
         if os.path.getsize(stem + ".npy") != meta.get("npy_bytes"):
             return None
         if meta.get("sha256") != file_sha256(stem + ".npy"):  # entries of before the checksum: rebuilt once
-            _last_problem[stem] = f"{stem}.npy failed its checksum" if meta.get("sha256") else "no checksum"
+            _last_problem[stem] = "checksum" if meta.get("sha256") else "no checksum recorded"
             return None
         array = np.load(stem + ".npy", mmap_mode="r")
     except (OSError, ValueError, json.JSONDecodeError):
@@ -105,7 +105,8 @@ def load_or_build(cache_dir: str, name: str, key: str, shape: tuple,
     """Return the cached uint8 array of `shape` for `key`, building it with decode(i) -> row i if needed.
 
     `meta` is stored alongside (plus the build time and, with_stats, the per-channel mean/std).
-    The returned metadata has `built` True when this call built the entry.
+    The returned metadata has `built` True when this call built the entry, and `repaired` says
+    why an entry that was there could not be used ("checksum": damaged on disk).
     """
     stem = os.path.join(cache_dir, f"{name}-{key}")
     found = load(stem, key, shape)

@@ -42,7 +42,7 @@ DETAILS = ("class_names", "test_per_class_acc", "test_confusion", "blocks")
 COLUMNS = [*RUN, *identity_columns(), *MODEL, *DATA, *METRICS, *ENVIRONMENT, *DETAILS]
 JSON_COLUMNS = ("decay_epochs", *DETAILS)
 HEADER = ",".join(COLUMNS)
-FINAL = ("finished", "diverged")  # a run's last word: recorded once per attempt
+FINAL_STATUSES = ("finished", "diverged")  # a run's last word: recorded once per attempt
 _ROW_START = re.compile(r"\d+,")  # every row starts with its schema number
 
 
@@ -140,7 +140,7 @@ def parse_store(text: str) -> tuple[list, list, list]:
 
 def _present(text: str, row: dict) -> bool:
     """Whether the store's text already holds this attempt's final row."""
-    if not row.get("attempt") or row.get("status") not in FINAL:
+    if not row.get("attempt") or row.get("status") not in FINAL_STATUSES:
         return False
     header, good, _ = parse_store(text)
     if not {"run_id", "attempt", "status"} <= set(header):

@@ -38,6 +38,7 @@ class RunConfig:
     tag: str = ""                        # keeps runs apart that differ in anything the name lacks
     fast_layers: bool = True
     amp: bool = False
+    data_fingerprint: str = ""           # the data's split lists and class names; set once the data is loaded
 
     @property
     def name(self) -> str:

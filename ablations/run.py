@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import tempfile
@@ -26,9 +27,10 @@ from paddle_cnns.errors import UsageError  # noqa: E402
 from . import study  # noqa: E402
 from .config import RunConfig, Session  # noqa: E402
 from .console import StopFlag  # noqa: E402
+from .results import store_problem  # noqa: E402
 from .runfolder import paths_for, triage  # noqa: E402
 from .sweep import run_packed, sequential  # noqa: E402
-from .trainer import load_data  # noqa: E402
+from .trainer import fingerprinted  # noqa: E402
 
 
 # ---------------------------------------------------------------- command line
@@ -131,9 +133,12 @@ def plan(args, on_gpu: bool) -> list:
                             optimizer=args.optimizer, momentum=args.momentum, weight_decay=args.weight_decay)
     _require(recipe.epochs >= 1, f"--epochs must be at least 1, got {recipe.epochs}")
     _require(recipe.batch_size >= 1, f"--batch-size must be at least 1, got {recipe.batch_size}")
-    _require(recipe.lr > 0, f"--lr must be positive, got {recipe.lr}")
-    _require(recipe.momentum >= 0, f"--momentum must be >= 0, got {recipe.momentum}")
-    _require(recipe.weight_decay >= 0, f"--weight-decay must be >= 0, got {recipe.weight_decay}")
+    # Comparisons alone let inf and nan through (nan > 0 is False, but so is nan <= 0).
+    _require(math.isfinite(recipe.lr) and recipe.lr > 0, f"--lr must be positive and finite, got {recipe.lr}")
+    _require(math.isfinite(recipe.momentum) and 0 <= recipe.momentum < 1,
+             f"--momentum must be in [0, 1), got {recipe.momentum}")
+    _require(math.isfinite(recipe.weight_decay) and 0 <= recipe.weight_decay < 1,
+             f"--weight-decay must be in [0, 1), got {recipe.weight_decay}")
     _require(args.image_size is None or args.image_size >= 1, f"--image-size must be positive, got {args.image_size}")
     _require(args.max_per_class is None or args.max_per_class >= 1,
              f"--max-per-class must be at least 1, got {args.max_per_class}")
@@ -151,6 +156,8 @@ def plan(args, on_gpu: bool) -> list:
     _check_writable(args.logdir, "--logdir")
     _check_writable(args.checkpoint_dir, "--checkpoint-dir")
     _check_writable(args.results, "--results", is_file=True)
+    problem = store_problem(args.results)  # found now, not after the runs have trained
+    _require(problem is None, f"--results {args.results} {problem}; choose a new --results file")
     runs = []
     for model, lr_decay in models:
         size = study.image_size_for(model, args.image_size, recipe)
@@ -201,12 +208,11 @@ def main(argv=None) -> int:
           f"{f', {jobs} at a time' if jobs > 1 else ''}; paddle {paddle.__version__}", flush=True)
     # Load (prepare, decode and cache) every dataset/size once, up front: data problems stop
     # here with one line and exit 2, and packed workers find the cache ready instead of racing.
-    loaded = set()
+    # A run's identity includes its data's fingerprint: a folder holding the run on other data
+    # is refused like one holding other flags.
+    runs = fingerprinted(runs)
     for cfg in runs:
-        key = (cfg.dataset, cfg.data_dir, cfg.recipe.image_size, cfg.augment, cfg.max_per_class)
-        if key not in loaded:
-            loaded.add(key)
-            load_data(cfg)
+        triage(cfg, paths_for(cfg, session), session)
     if jobs > 1:
         outcomes = run_packed(runs, session, jobs, stop)
     else:

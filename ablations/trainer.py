@@ -9,9 +9,8 @@ from dataclasses import asdict, dataclass
 
 import paddle
 
-from paddle_cnns import create_model, get_spec
+from paddle_cnns import checkpoint, create_model, get_spec
 from paddle_cnns import fast
-from paddle_cnns.checkpoint import atomic_save, load_checkpoint, restore, save_checkpoint
 from paddle_cnns.data import make_datasets, make_loader, prepare_caltech16
 from paddle_cnns.engine import Diverged, Interrupted, TrainState, evaluate, fit, make_optimizer, piecewise_decay
 from paddle_cnns.errors import CNNsError, DataError, NotPrepared
@@ -21,7 +20,9 @@ from . import cli, faults, predictions
 from .config import RunConfig, Session
 from .console import Progress, StopFlag
 from .results import append_row
-from .runfolder import RunPaths, paths_for, read_json, triage, write_json
+from .checkpoints import CheckpointSink, start
+from .runfolder import (BEST, FINAL, LATEST, RunPaths, acquire, paths_for, release, skip_outcome, triage,
+                        write_json)
 from .vdl import HPARAM_METRICS, VisualDLSink
 
 EVAL_BATCH = 64  # evaluation batches hold at least this many images (no gradients: memory allows)
@@ -34,7 +35,7 @@ def load_data(cfg: RunConfig):
         return make_datasets(cfg.dataset, cfg.data_dir, cfg.recipe.image_size, augment=cfg.augment,
                              max_per_class=cfg.max_per_class)
     try:
-        return load()
+        bundle = load()
     except NotPrepared as e:
         if cfg.dataset != "caltech16" or cfg.data_dir is not None:
             raise
@@ -44,7 +45,25 @@ def load_data(cfg: RunConfig):
             prepare_caltech16(None, download=True)
         except DataError as failed:
             raise DataError(f"{cli.explain(e)} - the download failed too ({failed})") from None
-        return load()
+        bundle = load()
+    for split, entry in bundle.info.get("cache", {}).items():
+        if entry.get("repaired") == "checksum":
+            print(f"note: the decoded {split} cache failed its checksum (damaged on disk); rebuilt it",
+                  file=sys.stderr, flush=True)
+    return bundle
+
+
+def fingerprinted(runs: list) -> list:
+    """The runs with their data's fingerprint filled in (each dataset loaded once): a run's
+    identity includes the data it trains on, so resuming it on other data is refused."""
+    prints = {}
+    out = []
+    for cfg in runs:
+        key = (cfg.dataset, cfg.data_dir, cfg.recipe.image_size, cfg.augment, cfg.max_per_class)
+        if key not in prints:
+            prints[key] = load_data(cfg).info["data_fingerprint"]
+        out.append(cfg.replace(data_fingerprint=prints[key]))
+    return out
 
 
 @dataclass
@@ -79,26 +98,9 @@ def build(cfg: RunConfig, bundle) -> Job:
     return Job(model, optimizer, scheduler, bundle, steps, blocks)
 
 
-class CheckpointSink:
-    """After each epoch: the resumable checkpoint, and the best weights when the epoch is the best."""
-
-    def __init__(self, job: Job, paths: RunPaths, state: TrainState, cfg: RunConfig):
-        self.job, self.paths, self.state, self.cfg = job, paths, state, cfg
-        self.meta = {"run_id": cfg.run_id, "config": cfg.identity()}
-
-    def save(self) -> None:
-        j = self.job
-        save_checkpoint(self.paths.latest, j.model, j.optimizer, j.scheduler, self.state, self.cfg.seed, self.meta)
-
-    def __call__(self, row: dict) -> None:
-        self.save()
-        if self.state.best_epoch == row["epoch"]:
-            atomic_save(self.job.model.state_dict(), self.paths.best)
-
-
-def train(cfg: RunConfig, job: Job, paths: RunPaths, state: TrainState, stop: StopFlag, sinks: list) -> tuple:
+def train(cfg: RunConfig, job: Job, state: TrainState, stop: StopFlag, checkpoints: CheckpointSink,
+          sinks: list) -> tuple:
     """Run the loop to the end, feeding every epoch's row to the sinks; (status, error)."""
-    checkpoint = CheckpointSink(job, paths, state, cfg)
     progress = Progress(cfg.run_id, cfg.recipe.epochs, job.steps)
 
     def on_step(s: TrainState) -> None:
@@ -109,7 +111,7 @@ def train(cfg: RunConfig, job: Job, paths: RunPaths, state: TrainState, stop: St
                        cfg.recipe.epochs, job.bundle.num_classes, state, seed=cfg.seed, amp=cfg.amp,
                        stop_requested=stop, on_step=on_step):
             row["time"] = time.time()
-            for sink in (checkpoint, *sinks, progress):
+            for sink in (checkpoints, *sinks, progress):
                 sink(row)
             faults.hit("epoch", row["epoch"])
     except Diverged as e:
@@ -117,15 +119,15 @@ def train(cfg: RunConfig, job: Job, paths: RunPaths, state: TrainState, stop: St
         print(f"{cfg.run_id}: {error}", file=sys.stderr, flush=True)
         return "diverged", error
     except Interrupted:
-        checkpoint.save()
+        checkpoints.save()
         raise
     return "finished", ""
 
 
-def test_metrics(cfg: RunConfig, job: Job, paths: RunPaths) -> dict:
+def test_metrics(cfg: RunConfig, job: Job, checkpoints: CheckpointSink) -> dict:
     """Keep the final weights, then evaluate the best-eval checkpoint on the test split (eval if none)."""
-    atomic_save(job.model.state_dict(), paths.final)
-    job.model.set_state_dict(paddle.load(paths.best))
+    checkpoints.save_final()
+    job.model.set_state_dict(checkpoints.best_weights())
     split = "test" if job.bundle.test is not None else "eval"
     test = evaluate(job.model, job.loader(getattr(job.bundle, split), cfg), job.bundle.num_classes)
     return {**test, "split": split}
@@ -133,10 +135,10 @@ def test_metrics(cfg: RunConfig, job: Job, paths: RunPaths) -> dict:
 
 def results_row(cfg: RunConfig, status: str, error: str, session: Session, started: float,
                 job: Job | None = None, state: TrainState | None = None, test: dict | None = None,
-                logdir: str = "") -> dict:
+                logdir: str = "", attempt: str = "") -> dict:
     """{run, **identity, model and data facts, metrics, environment}: one row of the results store."""
     spec = get_spec(cfg.variant)
-    row = {"run_id": cfg.run_id, "name": cfg.name, "status": status, "error": error,
+    row = {"run_id": cfg.run_id, "attempt": attempt, "name": cfg.name, "status": status, "error": error,
            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **cfg.identity(),
            "family": spec.family, "model_revision": spec.revision, "wall_time_s": time.time() - started,
            "paddle_version": paddle.__version__, "device": session.device, "threads": session.threads}
@@ -174,39 +176,45 @@ def hparams(cfg: RunConfig) -> dict:
 
 def train_run(cfg: RunConfig, paths: RunPaths, mode: str, session: Session, stop: StopFlag) -> dict:
     """Train one run to the end (or divergence) and record it. Returns its outcome."""
+    started = time.time()
+    bundle = load_data(cfg)
+    if bundle.info["data_fingerprint"] != cfg.data_fingerprint:
+        raise DataError(f"the data of run {cfg.run_id} changed while the command ran (its split lists or "
+                        "classes differ); run the command again")
     if mode == "force":
         paths.clear()
     os.makedirs(paths.ckpt_dir, exist_ok=True)
     write_json(paths.config, cfg.to_json())
-    started = time.time()
-    bundle = load_data(cfg)
     with paddle.utils.unique_name.guard():  # the names optimizer checkpoints are keyed by
         job = build(cfg, bundle)
-        state = TrainState()
-        if mode == "resume":
-            state = restore(load_checkpoint(paths.latest), job.model, job.optimizer, job.scheduler)
-            print(f"{cfg.run_id}: resuming after epoch {state.epoch} step {state.step_in_epoch}", flush=True)
+        state, attempt, manifest = start(cfg, paths, mode, job)
+        checkpoints = CheckpointSink(job, paths, state, cfg, attempt, manifest)
         visualdl = VisualDLSink(paths.logdir, state.history)
         try:
-            status, error = train(cfg, job, paths, state, stop, [visualdl])
+            status, error = train(cfg, job, state, stop, checkpoints, [visualdl])
         except Interrupted:
             visualdl.close()
             raise
-        test = test_metrics(cfg, job, paths) if status == "finished" else {}
+        test = test_metrics(cfg, job, checkpoints) if status == "finished" else {}
         if status == "finished":  # beside the results store, before its row: the report pairs runs per image
             predictions.record(cfg, job, session.results, test["split"])
-    row = results_row(cfg, status, error, session, started, job, state, test, logdir=paths.logdir)
-    append_row(session.results, row)
+    row = results_row(cfg, status, error, session, started, job, state, test, paths.logdir, attempt)
+    # The log first: a log that cannot be written fails the run before a 'finished' row exists.
     visualdl.finish(hparams(cfg), {k: row[k] for k in HPARAM_METRICS})
     visualdl.close()
-    outcome = {"run_id": cfg.run_id, "status": status, "error": error, "best_eval_acc": row["best_eval_acc"],
-               "test_acc": row["test_acc"], "wall_time_s": row["wall_time_s"]}
-    write_json(paths.outcome, outcome)
-    if status == "finished" and os.path.exists(paths.latest):
-        # Done: the optimizer state is of no further use and doubles the disk a run takes
-        # (0.5 GB for a trick CNN at 32 px). final.pdparams and best.pdparams stay.
-        os.remove(paths.latest)
-    return outcome
+    append_row(session.results, row)  # once per attempt: a resumed run finds its row there
+    faults.hit("after_row_append")
+    outcome = {"run_id": cfg.run_id, "attempt": attempt, "status": status, "error": error,
+               "best_eval_acc": row["best_eval_acc"], "test_acc": row["test_acc"],
+               "wall_time_s": row["wall_time_s"], "row": row}
+    try:
+        write_json(paths.outcome, outcome)  # the run is done from here on
+        if status == "finished":
+            checkpoints.drop_latest()
+    except OSError as e:  # recorded already: not a failure (a 'failed' row would be a second row)
+        print(f"{cfg.run_id}: recorded, but its folder could not be marked done ({e}); --resume completes "
+              "that without training", file=sys.stderr, flush=True)
+    return {k: v for k, v in outcome.items() if k != "row"}
 
 
 def record_failure(cfg: RunConfig, session: Session, error: str, started: float) -> dict:
@@ -219,20 +227,33 @@ def record_failure(cfg: RunConfig, session: Session, error: str, started: float)
 
 
 def run_here(cfg: RunConfig, session: Session, stop: StopFlag) -> dict:
-    """Train one run in this process; any failure becomes a 'failed' outcome (one line, log kept)."""
+    """Train one run in this process, holding its folder's lock; any failure becomes a 'failed'
+    outcome (one line, log kept). Another process training the run raises RunBusy."""
+    if not cfg.data_fingerprint:  # a caller that did not load the data first
+        cfg = fingerprinted([cfg])[0]
     paths = paths_for(cfg, session)
-    mode = triage(cfg, paths, session)
-    if mode == "skip":
-        return {**read_json(paths.outcome), "skipped": True}
-    started = time.time()
+    acquire(paths)
     try:
-        return train_run(cfg, paths, mode, session, stop)
-    except (Interrupted, KeyboardInterrupt):
-        raise
-    except CNNsError as e:
-        return record_failure(cfg, session, cli.explain(e), started)
-    except Exception as e:  # a bug or resource problem: keep the traceback, report one line
-        os.makedirs(paths.ckpt_dir, exist_ok=True)
-        with open(paths.error_log, "w") as f:
-            traceback.print_exc(file=f)
-        return record_failure(cfg, session, f"{type(e).__name__}: {e} (traceback in {paths.error_log})", started)
+        if os.path.isdir(paths.ckpt_dir):  # what a kill left: finish its commit, drop its temporaries
+            checkpoint.recover(paths.ckpt_dir, (LATEST, BEST, FINAL))
+            paths.remove_temporaries()
+        mode = triage(cfg, paths, session)
+        if mode == "skip":
+            return skip_outcome(paths, session)
+        started = time.time()
+        try:
+            return train_run(cfg, paths, mode, session, stop)
+        except (Interrupted, KeyboardInterrupt):
+            raise
+        except CNNsError as e:
+            return record_failure(cfg, session, cli.explain(e), started)
+        except Exception as e:  # a bug or resource problem: keep the traceback, report one line
+            os.makedirs(paths.ckpt_dir, exist_ok=True)
+            try:
+                with open(paths.error_log, "w") as f:
+                    traceback.print_exc(file=f)
+            except OSError:  # a full disk, say: the one line below still says what happened
+                pass
+            return record_failure(cfg, session, f"{type(e).__name__}: {e} (traceback in {paths.error_log})", started)
+    finally:
+        release(paths)

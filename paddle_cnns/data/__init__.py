@@ -1,9 +1,10 @@
 """The study's datasets behind one function, make_datasets, and a fast deterministic loader."""
 from __future__ import annotations
+
 import os
 
 from ..errors import DataError, NotPrepared, UsageError
-from .bundle import DEFAULT_CACHE_DIR, DataBundle
+from .bundle import DEFAULT_CACHE_DIR, DataBundle, data_fingerprint
 from .caltech import DEFAULT_DIR as CALTECH_DIR
 from .caltech import is_caltech_source, prepare_caltech16, prepared_from, source_fingerprint
 from .dataset import ArrayDataset, check_image_size
@@ -26,6 +27,7 @@ def make_datasets(name: str, data_dir: str | None = None, image_size: int = 224,
     or an AI Studio folder (label lists + Images.zip or images). Decoded images are cached in
     cache_dir (default data/cache). augment applies seed 003's augmentation to the train split,
     drawn from (seed, epoch, index). max_per_class keeps the first n images of each class per split.
+    info["data_fingerprint"] identifies the data a run trains on (bundle.data_fingerprint).
     """
     if name not in DATASETS:
         raise UsageError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
@@ -34,12 +36,15 @@ def make_datasets(name: str, data_dir: str | None = None, image_size: int = 224,
         raise UsageError(f"max_per_class must be a positive integer or None, got {max_per_class!r}")
     options = {"augment": bool(augment), "max_per_class": max_per_class, "seed": int(seed)}
     if name == "synthetic":
-        return load_synthetic(image_size, **options)
-    if name == "fashion_mnist":
-        return load_fashion_mnist(data_dir, image_size, cache_dir=cache_dir, **options)
-    if name == "folder":
-        return load_folder(data_dir, image_size, cache_dir=cache_dir, **options)
-    return _load_caltech16(data_dir, image_size, cache_dir=cache_dir, **options)
+        bundle = load_synthetic(image_size, **options)
+    elif name == "fashion_mnist":
+        bundle = load_fashion_mnist(data_dir, image_size, cache_dir=cache_dir, **options)
+    elif name == "folder":
+        bundle = load_folder(data_dir, image_size, cache_dir=cache_dir, **options)
+    else:
+        bundle = _load_caltech16(data_dir, image_size, cache_dir=cache_dir, **options)
+    bundle.info["data_fingerprint"] = data_fingerprint(bundle)
+    return bundle
 
 
 def _load_caltech16(data_dir, image_size, **options) -> DataBundle:

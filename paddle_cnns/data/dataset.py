@@ -1,5 +1,6 @@
 """ArrayDataset: decoded uint8 images in memory or memory-mapped, normalised (and augmented) on the fly."""
 from __future__ import annotations
+
 import math
 
 import numpy as np

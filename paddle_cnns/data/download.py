@@ -1,5 +1,6 @@
 """Downloading a file atomically: into a temporary name next to it, renamed only when complete."""
 from __future__ import annotations
+
 import hashlib
 import os
 import urllib.error

@@ -6,6 +6,7 @@ is the eval split, the rest trains; the official test set is the test split. Ima
 AlexNet/VGG/NiN as in seed 001): a 224 px copy of 70,000 images would take 3.5 GB.
 """
 from __future__ import annotations
+
 import gzip
 import os
 import shutil

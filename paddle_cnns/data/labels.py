@@ -1,5 +1,6 @@
 """Label lists in the AI Studio / PaddleClas format: one `relative/path.jpg label` per line."""
 from __future__ import annotations
+
 import os
 
 from ..errors import DataError
@@ -44,7 +45,7 @@ def parse_list(text: str, where: str) -> list[tuple[str, int]]:
             raise DataError(f"label list {where} line {number}: label {label!r} is not an integer; "
                             "fix the list") from None
         path = path.replace("\\", "/")
-        entries.append((path[2:] if path.startswith("./") else path, label))  # no removeprefix: 3.9+
+        entries.append((path[2:] if path.startswith("./") else path, label))  # no str.removeprefix: 3.8
     return entries
 
 

@@ -3,6 +3,7 @@
 This is both the layout prepare_caltech16 writes and the AI Studio layout seed 004 used.
 """
 from __future__ import annotations
+
 import os
 
 from ..errors import DataError, NotPrepared

@@ -150,7 +150,7 @@ def is_busy(paths: RunPaths) -> bool:
     except OSError:
         return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # novm (flags, not a union type)
     except OSError:
         return True
     finally:
@@ -184,9 +184,9 @@ def acquire(paths: RunPaths) -> int | None:
     os.makedirs(paths.ckpt_dir, exist_ok=True)
     fd = _inherited(paths.lock)
     if fd is None:
-        fd = os.open(paths.lock, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(paths.lock, os.O_RDWR | os.O_CREAT, 0o644)  # novm (flags, not a union type)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # novm (flags, not a union type)
     except OSError:
         os.close(fd)
         raise busy_error(paths) from None

@@ -61,7 +61,7 @@ def finished(tmp_path_factory):
     return tmp, proc
 
 
-RUN_ID = "synthetic/32px/all_tricks+lrdecay/seed0"
+RUN_ID = "all_tricks+lrdecay/s0/synthetic-32px"
 
 
 def test_first_line_names_recipe_dataset_device_and_threads(finished):
@@ -179,7 +179,7 @@ def test_same_seed_gives_identical_losses_and_packed_sweep_matches_sequential(tm
     out = _run(packed, *args, "--jobs", "2", "--threads", "2").stdout
     assert "2 runs, 2 at a time" in out and "summary: 2 of 2 runs finished" in out
     for variant in ("gap", "all_tricks"):
-        rid = f"synthetic/32px/{variant}/seed0"
+        rid = f"{variant}/s0/synthetic-32px"
         assert _scalars(seq / "logs" / rid, "train/loss") == _scalars(packed / "logs" / rid, "train/loss")
         assert os.path.exists(packed / "ckpt" / rid / "train.log")
 
@@ -211,7 +211,7 @@ def test_non_finite_loss_stops_within_one_step_and_keeps_the_last_good_checkpoin
     assert run_cli.main(["--variant", "gap", "--epochs", "3", *TINY, "--results", "r.csv"]) == 1
     err = capsys.readouterr().err
     assert "non-finite loss at epoch 2 step 3; lower --lr" in err
-    ckpt = paddle.load(str(tmp_path / "checkpoints/synthetic/32px/gap/seed0/latest.pdckpt"))
+    ckpt = paddle.load(str(tmp_path / "checkpoints/gap/s0/synthetic-32px/latest.pdckpt"))
     assert ckpt["state"]["epoch"] == 1 and ckpt["state"]["step_in_epoch"] == 0
     assert all(np.isfinite(np.asarray(v)).all() for v in ckpt["model"].values())
     row = read_results("r.csv").iloc[0]
@@ -231,11 +231,11 @@ def test_one_failing_variant_does_not_stop_the_sweep_and_the_exit_code_says_so(t
     assert run_cli.main(["--variants", "gap,dropout", "--epochs", "1", "--jobs", "1", *TINY,
                          "--results", "r.csv"]) == 1
     out = capsys.readouterr().out
-    assert "summary: 1 of 2 runs finished; not finished: synthetic/32px/gap/seed0 (failed)" in out
+    assert "summary: 1 of 2 runs finished; not finished: gap/s0/synthetic-32px (failed)" in out
     df = read_results("r.csv")
     assert sorted(df.status) == ["failed", "finished"]
     assert "simulated crash" in df[df.variant == "gap"].iloc[0].error
-    assert os.path.exists("checkpoints/synthetic/32px/gap/seed0/error.log")
+    assert os.path.exists("checkpoints/gap/s0/synthetic-32px/error.log")
 
 
 @pytest.mark.parametrize("args,message", [
@@ -326,7 +326,7 @@ def test_readme_main_job_runs_on_real_caltech16_and_is_logged(real_archive, tmp_
     proc = _run(tmp_path, "--variant", "all_tricks", "--lr-decay", "--data-dir", real_archive,
                 "--image-size", "32", "--epochs", "2", "--max-per-class", "6")
     assert "dataset caltech16" in proc.stdout.splitlines()[0]
-    rid = "caltech16/32px/all_tricks+lrdecay/seed0"
+    rid = "all_tricks+lrdecay/s0/caltech16-32px"
     assert [s for s, _ in _scalars(tmp_path / "logs" / rid, "eval/acc")] == [1, 2]
     row = read_results(str(tmp_path / "results.csv")).iloc[0]
     assert row.status == "finished" and row.dataset == "caltech16" and row.num_classes == 16

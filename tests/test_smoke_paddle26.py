@@ -93,4 +93,4 @@ def test_the_readme_main_job_runs_on_real_data(real_archive, tmp_path):
         cwd=tmp_path, env={**os.environ, "PYTHONPATH": ROOT}, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"paddle {paddle.__version__}" in proc.stdout.splitlines()[0]
-    assert "caltech16/32px/all_tricks+lrdecay/seed0: finished" in proc.stdout
+    assert "all_tricks+lrdecay/s0/caltech16-32px: finished" in proc.stdout

@@ -47,11 +47,12 @@ def read_stats(path: str, channels: int) -> tuple[list[float], list[float]] | No
 
 def cached_bundle(dataset: str, store, split_entries: dict, class_names: list[str], image_size: int, *,
                   cache_dir: str | None, augment: bool, seed: int, stats=None, channels: int = 3,
-                  info: dict | None = None) -> DataBundle:
+                  info: dict | None = None, progress=None) -> DataBundle:
     """Decode each split (or read it from the cache) and wrap it as ArrayDatasets.
 
     split_entries: split -> [(path in store, label)] (test may be missing). stats: (mean, std) or
-    None to compute them on the train split (kept in the train cache's metadata).
+    None to compute them on the train split (kept in the train cache's metadata). progress: as
+    load_or_build's.
     """
     cache_dir = cache_dir or DEFAULT_CACHE_DIR
     arrays, metas, checksums = {}, {}, {}
@@ -71,7 +72,7 @@ def cached_bundle(dataset: str, store, split_entries: dict, class_names: list[st
         arrays[split], metas[split] = load_or_build(
             cache_dir, f"{dataset}-{split}-{image_size}px", key, (len(entries), channels, image_size, image_size),
             decode, {"dataset": dataset, "split": split, "image_size": image_size, "source": where},
-            with_stats=split == "train" and stats is None)
+            with_stats=split == "train" and stats is None, progress=progress)
     if stats is None:
         meta = metas["train"]
         stats = (meta["mean"], meta["std"]) if "mean" in meta else channel_stats(arrays["train"])

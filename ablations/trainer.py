@@ -27,12 +27,13 @@ from .vdl import HPARAM_METRICS, VisualDLSink
 EVAL_BATCH = 64  # evaluation batches hold at least this many images (no gradients: memory allows)
 
 
-def load_data(cfg: RunConfig):
+def load_data(cfg: RunConfig, progress=None):
     """The run's datasets, downloading Caltech-101 first when Caltech-16 is not prepared and no
-    data folder was given (the one-line error names the prepare command if that fails too)."""
+    data folder was given (the one-line error names the prepare command if that fails too).
+    progress: where the long first-time steps report (see make_datasets)."""
     def load():
         return make_datasets(cfg.dataset, cfg.data_dir, cfg.recipe.image_size, augment=cfg.augment,
-                             max_per_class=cfg.max_per_class)
+                             max_per_class=cfg.max_per_class, progress=progress)
     try:
         return load()
     except NotPrepared as e:
@@ -41,7 +42,7 @@ def load_data(cfg: RunConfig):
         print("Caltech-16 is not prepared yet: downloading the official Caltech-101 archive (131 MB) "
               "to prepare it", flush=True)
         try:
-            prepare_caltech16(None, download=True)
+            prepare_caltech16(None, download=True, progress=progress)
         except DataError as failed:
             raise DataError(f"{cli.explain(e)} - the download failed too ({failed})") from None
         return load()
@@ -198,7 +199,7 @@ def train_run(cfg: RunConfig, paths: RunPaths, mode: str, session: Session, stop
     visualdl.finish(hparams(cfg), {k: row[k] for k in HPARAM_METRICS})
     visualdl.close()
     outcome = {"run_id": cfg.run_id, "status": status, "error": error, "best_eval_acc": row["best_eval_acc"],
-               "test_acc": row["test_acc"], "wall_time_s": row["wall_time_s"]}
+               "test_acc": row["test_acc"], "test_split": row["test_split"], "wall_time_s": row["wall_time_s"]}
     write_json(paths.outcome, outcome)
     if status == "finished" and os.path.exists(paths.latest):
         # Done: the optimizer state is of no further use and doubles the disk a run takes

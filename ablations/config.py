@@ -49,7 +49,7 @@ class RunConfig:
         """The run's folder under --logdir and --checkpoint-dir: all_tricks+lrdecay/s0/caltech16-32px.
 
         What tells runs apart comes first: VisualDL's run list shows a run as LOGDIR/run_id cut
-        after about 28 characters (VisualDL 2.5.3 at any window width; .ci/visualdl-check takes the
+        after about 28 characters (VisualDL 2.5.3 at any window width; .ci/visualdl_check.py takes the
         screenshot), so the name and the seed must fit in the first 23 after "logs/"; the dataset
         and image size, the same for most runs one looks at together, come last.
         """

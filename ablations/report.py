@@ -1,7 +1,8 @@
 """python -m ablations.report: the study's report (Markdown, HTML, PNG figures) from results and logs.
 
-    python -m ablations.report                                   # results/results.csv + logs/ -> reports/
-    python -m ablations.report --results reports/results.csv --logdir logs --out reports
+examples:
+    python -m ablations.report              # reads --results and --logdir, writes into --out (defaults below)
+    python -m ablations.report --results reports/results.csv --logdir reports/logs --out reports
 
 It never trains: it reads the results store (the latest row of each run) and each run's VisualDL
 log, and writes report.md, report.html and PNG figures into --out. The same inputs give the same
@@ -88,21 +89,15 @@ def build_report(results: str, logdir: str = "logs", out: str = "reports") -> di
             "no_curves": no_curves, "report": report}
 
 
-class Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line and exit 2, as every command of the project
-        cli.fail(f"{message} (see python -m ablations.report --help)")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = Parser(prog="python -m ablations.report", description=__doc__,
-               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--results", default=os.path.join("results", "results.csv"),
-                   help="the results store written by ablations.run (default: %(default)s)")
-    p.add_argument("--logdir", default="logs",
+    p = cli.Parser(prog="python -m ablations.report", description=__doc__)
+    p.add_argument("--results", default=os.path.join("results", "results.csv"), metavar="CSV",
+                   help="the results store written by ablations.run")
+    p.add_argument("--logdir", default="logs", metavar="DIR",
                    help="VisualDL logs, one folder per run; a run's own recorded log folder is used when it "
-                        "exists, else LOGDIR/<run_id> (default: %(default)s)")
-    p.add_argument("--out", default="reports",
-                   help="where report.md, report.html and the PNG figures go (default: %(default)s)")
+                        "exists, else DIR/<run_id>")
+    p.add_argument("--out", default="reports", metavar="DIR",
+                   help="where report.md, report.html and the PNG figures go")
     return p
 
 

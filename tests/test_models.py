@@ -175,7 +175,7 @@ def test_batch_norm_trick_adds_a_batchnorm_after_each_conv_activation_only():
     strip = lambda rows: [(r[0], r[2], r[3]) for r in rows]  # noqa: E731  (paths shift)
     assert strip([r for r in base if r[2] != "BatchNorm2D"]) == strip(sig)
     convs = [i for i, r in enumerate(base) if r[2] == "Conv2D"]
-    for i in convs:  # seed 004's order: conv -> activation -> BatchNorm
+    for i in convs:  # the article's order: conv -> activation -> BatchNorm
         assert base[i + 1][2] == "Sigmoid" and base[i + 2][2] == "BatchNorm2D"
 
 

@@ -24,8 +24,8 @@ def make_datasets(name: str, data_dir: str | None = None, image_size: int = 224,
     Caltech-101 source (caltech-101.zip, 101_ObjectCategories.tar.gz or the extracted folder),
     which is then prepared into data/caltech16 first (unless it already was, from that source),
     or an AI Studio folder (label lists + Images.zip or images). Decoded images are cached in
-    cache_dir (default data/cache). augment applies seed 003's augmentation to the train split,
-    drawn from (seed, epoch, index). max_per_class keeps the first n images of each class per split.
+    cache_dir (default data/cache). augment applies the ImageNet GoogLeNet-BN write-up's
+    augmentation to the train split, drawn from (seed, epoch, index). max_per_class keeps the first n images of each class per split.
     progress(stage, done, total, unit), if given, hears the long first-time steps (preparing
     Caltech-16, building the cache) as they go; the library itself never prints.
     """

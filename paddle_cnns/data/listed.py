@@ -1,6 +1,6 @@
 """A folder of label lists (Train/Eval/Test.txt, labels.txt, stats.json) plus an images folder or Images.zip.
 
-This is both the layout prepare_caltech16 writes and the AI Studio layout seed 004 used.
+This is both the layout prepare_caltech16 writes and the AI Studio layout the article used.
 """
 import os
 

@@ -20,7 +20,7 @@ from ablations.vdl import VisualDLSink
 from paddle_cnns import VARIANTS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SECTIONS = ("1. Setup", "2. Classic networks", "3. The trick ablation", "4. Against the seed article",
+SECTIONS = ("1. Setup", "2. Classic networks", "3. The trick ablation", "4. Against the article",
             "5. Figures", "6. Costs")
 FIGURES = ("curves_classics.png", "curves_tricks.png", "trick_deltas.png", "accuracy_vs_cost.png", "confusion.png")
 T_975_2 = 4.302652729911275   # t_{0.975, 2}, from a t table (scipy.stats.t.ppf(0.975, 2))
@@ -301,7 +301,7 @@ def test_hand_computed_case_in_the_report(handwritten, tmp_path):
     assert "revision 0 of the model" not in md.split("- gap at 32 px")[0]  # the others are today's
     assert "These runs recorded no per-block costs" in md
 
-    claims = {r["seed 004 claims"]: r for r in md_table(md, "## 4. Against the seed article")}
+    claims = {r["the article claims"]: r for r in md_table(md, "## 4. Against the article")}
     sigmoid = claims["A sigmoid CNN does not converge"]
     assert sigmoid["we measured"] == "balanced test acc 10.0% (chance 10.0%); best eval acc 11.0%"
     assert sigmoid["verdict"] == "agree"
@@ -334,7 +334,7 @@ def test_a_net_that_always_answers_the_largest_class_does_not_converge(tmp_path)
         append_row(path, row("sigmoid", seed, 0.223, test_balanced_acc=0.1))
         append_row(path, row("baseline", seed, 0.5, test_balanced_acc=0.45))
     _, md = build(path, tmp_path / "logs", tmp_path / "out")
-    claims = {r["seed 004 claims"]: r for r in md_table(md, "## 4. Against the seed article")}
+    claims = {r["the article claims"]: r for r in md_table(md, "## 4. Against the article")}
     sigmoid = claims["A sigmoid CNN does not converge"]
     assert sigmoid["we measured"] == "balanced test acc 10.0% (chance 10.0%); best eval acc 23.3%"
     assert sigmoid["verdict"] == "agree"

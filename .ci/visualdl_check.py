@@ -43,8 +43,9 @@ def write_logs(logdir: str) -> list:
             sink = VisualDLSink(paths_for(cfg, session).logdir)
             for epoch in (1, 2, 3):
                 loss = 2.8 - 0.4 * epoch - 0.1 * seed - 0.05 * lr_decay * epoch
-                sink({"epoch": epoch, "train_loss": loss, "eval_loss": loss + 0.1, "train_acc": 0.2 * epoch,
-                      "eval_acc": 0.18 * epoch, "lr": 0.01})
+                acc = 0.18 * epoch + 0.02 * seed + 0.01 * lr_decay * epoch
+                sink({"epoch": epoch, "train_loss": loss, "eval_loss": loss + 0.1, "train_acc": acc + 0.05,
+                      "eval_acc": acc, "lr": 0.01})
             sink.finish(cfg.identity(), {"test_acc": 0.5})  # as a real run: its HParams view too
             sink.close()
             run_ids.append(cfg.run_id)
@@ -57,13 +58,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def screenshot(chromium: str, url: str, out: str) -> None:
-    profile = tempfile.mkdtemp(prefix="chromium-")
-    try:
-        subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--screenshot={out}", url],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120, check=True)
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
+def screenshot(chromium: str, url: str, out: str, attempts: int = 3) -> None:
+    """Chromium's screenshot of url; tried again when Chromium hangs (seen once on a loaded machine)."""
+    for attempt in range(attempts):
+        profile = tempfile.mkdtemp(prefix="chromium-")
+        try:
+            subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--screenshot={out}", url],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=90, check=True)
+            return
+        except subprocess.TimeoutExpired:
+            if attempt == attempts - 1:
+                raise
+        finally:
+            shutil.rmtree(profile, ignore_errors=True)
 
 
 def run_rows(png: str) -> tuple:

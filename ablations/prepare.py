@@ -18,7 +18,7 @@ from ablations.console import Ticker
 
 def build_parser() -> cli.Parser:
     parser = cli.Parser(prog="python -m ablations.prepare", description=__doc__)
-    sub = parser.add_subparsers(dest="dataset", required=True, metavar="DATASET")
+    sub = parser.add_subparsers(dest="dataset", required=True, metavar="DATASET", help="the dataset to prepare")
     caltech = sub.add_parser(
         "caltech16",
         help="the 16 largest Caltech-101 categories, split 70/15/15",

@@ -36,15 +36,19 @@ def format_summary(s: Summary) -> str:
     return "\n".join(out)
 
 
-@cli.main_guard
-def main(argv=None) -> int:
+def build_parser() -> cli.Parser:
     p = cli.Parser(prog="python -m ablations.summary", description=__doc__)
     p.add_argument("name", help="a model or trick variant: " + ", ".join(list_models())
                    + f"; or an ad-hoc trick set tricks-a+b (tricks: {', '.join(Tricks.names())})")
     p.add_argument("--image-size", type=int, default=224, metavar="PX", help="input height and width")
     p.add_argument("--in-channels", type=int, default=3, metavar="C", help="3 for RGB, 1 for grayscale")
     p.add_argument("--num-classes", type=int, default=16, metavar="N", help="outputs of the last layer")
-    args = p.parse_args(argv)
+    return p
+
+
+@cli.main_guard
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     print(format_summary(summary(args.name, args.image_size, args.in_channels, args.num_classes)))
     return 0
 

@@ -253,8 +253,8 @@ def main(argv=None) -> int:
     if len(runs) > 1:
         print(f"summary: {len(outcomes) - len(bad)} of {len(runs)} runs finished"
               + (f"; not finished: {', '.join(o['run_id'] + ' (' + o['status'] + ')' for o in bad)}" if bad else ""))
-        if not bad:
-            print(f"results: {args.results}; logs: visualdl --logdir {args.logdir} --language en")
+    if not bad:
+        print(f"results: {args.results}; curves: python -m ablations.visualdl --logdir {args.logdir}")
     return 1 if bad else 0
 
 

@@ -16,6 +16,7 @@ def _sizes(name):
     return sorted({lo, max(lo, 64), max(lo, 96), 224})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("in_channels", [1, 3])
 @pytest.mark.parametrize("name", ALL)
 def test_every_model_gives_logits_and_backpropagates_at_every_size(name, in_channels):
@@ -297,6 +298,7 @@ TRAIN_LR = {"sigmoid": 0.05, "lenet": 0.05, "googlenet": 0.003, "googlenet_aux":
             **{f"vgg{depth}": 0.002 for depth in (11, 13, 16, 19)}}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ALL)
 def test_every_model_lowers_the_loss_in_30_steps_on_a_tiny_dataset(name):
     size = max(32, pc.get_spec(name).min_size)

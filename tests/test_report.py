@@ -124,6 +124,7 @@ def built(study, tmp_path_factory):
     return done, md, out
 
 
+@pytest.mark.slow
 def test_report_from_real_runs_has_every_section_figure_and_no_missing_curves(built):
     done, md, out = built
     for title in SECTIONS:
@@ -141,6 +142,7 @@ def test_report_from_real_runs_has_every_section_figure_and_no_missing_curves(bu
     assert "6 finished, 0 diverged, 0 failed" in md
 
 
+@pytest.mark.slow
 def test_report_numbers_match_the_results_store(built, study):
     done, md, _ = built
     raw = pd.read_csv(study / "results.csv")  # read independently of the report's own loader
@@ -192,6 +194,7 @@ def test_report_numbers_match_the_results_store(built, study):
     assert "today's model zoo builds revision" not in md
 
 
+@pytest.mark.slow
 def test_regeneration_is_byte_identical(built, study, tmp_path):
     _, _, first = built
     build(study / "results.csv", study / "logs", tmp_path)  # another folder: no path leaks into the files
@@ -201,6 +204,7 @@ def test_regeneration_is_byte_identical(built, study, tmp_path):
         assert (first / name).read_bytes() == (tmp_path / name).read_bytes(), name
 
 
+@pytest.mark.slow
 def test_a_run_without_logs_is_named_and_the_rest_still_has_curves(study, tmp_path):
     # As if trained elsewhere: the recorded log folders do not exist here, --logdir holds a copy.
     logs = tmp_path / "copied-logs"

@@ -64,6 +64,7 @@ def finished(tmp_path_factory):
 RUN_ID = "all_tricks+lrdecay/s0/synthetic-32px"
 
 
+@pytest.mark.slow
 def test_first_line_names_recipe_dataset_device_and_threads(finished):
     _, proc = finished
     first = proc.stdout.splitlines()[0]
@@ -71,6 +72,7 @@ def test_first_line_names_recipe_dataset_device_and_threads(finished):
     assert "thread" in first
 
 
+@pytest.mark.slow
 def test_run_logs_shared_scalar_tags_per_epoch_to_visualdl(finished):
     tmp, _ = finished
     logdir = tmp / "logs" / RUN_ID
@@ -87,6 +89,7 @@ def test_run_logs_shared_scalar_tags_per_epoch_to_visualdl(finished):
     assert _scalars(logdir, "hparam/test_acc")[0][0] == 0
 
 
+@pytest.mark.slow
 def test_results_row_holds_tricks_recipe_metrics_and_costs(finished):
     tmp, _ = finished
     df = read_results(str(tmp / "results.csv"))
@@ -109,6 +112,7 @@ def test_results_row_holds_tricks_recipe_metrics_and_costs(finished):
     assert row.paddle_version == paddle.__version__ and row.device == "cpu"
 
 
+@pytest.mark.slow
 def test_finished_run_is_not_retrained_and_force_retrains(finished, tmp_path):
     tmp, _ = finished
     work = tmp_path / "copy"  # a copy: the finished run stays as it is for the other tests
@@ -135,6 +139,7 @@ def _train_until(tmp, args, fault):
     return proc.returncode, proc.stdout
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_weights_metrics_and_log_history(finished, tmp_path):
     ref_tmp, _ = finished
     args = ["--variant", "all_tricks", "--epochs", "3", "--lr-decay", *TINY]
@@ -155,6 +160,7 @@ def test_killed_run_resumes_to_the_same_weights_metrics_and_log_history(finished
         assert a[col] == b[col], col
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_mid_epoch_and_resume_finishes_identically(finished, tmp_path):
     ref_tmp, _ = finished
     args = ["--variant", "all_tricks", "--epochs", "3", "--lr-decay", *TINY]
@@ -168,6 +174,7 @@ def test_ctrl_c_saves_mid_epoch_and_resume_finishes_identically(finished, tmp_pa
     assert all(np.array_equal(ref[k], got[k]) for k in ref)
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_losses_and_packed_sweep_matches_sequential(tmp_path):
     seq, packed = tmp_path / "seq", tmp_path / "packed"
     seq.mkdir()
@@ -205,6 +212,7 @@ def _poison(monkeypatch, epoch, step):
     monkeypatch.setattr(trainer, "make_loader", make_loader)
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_within_one_step_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     _poison(monkeypatch, epoch=2, step=3)
@@ -219,6 +227,7 @@ def test_non_finite_loss_stops_within_one_step_and_keeps_the_last_good_checkpoin
     assert row.epochs_done == 1
 
 
+@pytest.mark.slow
 def test_one_failing_variant_does_not_stop_the_sweep_and_the_exit_code_says_so(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     real = trainer.create_model
@@ -290,6 +299,7 @@ def _free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_visualdl_server_serves_the_runs_scalars_over_http(finished):
     tmp, _ = finished
     port = _free_port()
@@ -321,6 +331,7 @@ def test_visualdl_server_serves_the_runs_scalars_over_http(finished):
         server.wait(10)
 
 
+@pytest.mark.slow
 def test_readme_main_job_runs_on_real_caltech16_and_is_logged(real_archive, tmp_path):
     """The README's main-job command on the real archive, at a CI-sized scale."""
     proc = _run(tmp_path, "--variant", "all_tricks", "--lr-decay", "--data-dir", real_archive,

@@ -64,6 +64,7 @@ def _build():
     return model, engine.make_optimizer("momentum", model.parameters(), sched), sched
 
 
+@pytest.mark.slow
 def test_a_run_stopped_after_an_epoch_resumes_to_identical_weights(tmp_path):
     x, y = _data()
     with paddle.utils.unique_name.guard():
@@ -84,6 +85,7 @@ def test_a_run_stopped_after_an_epoch_resumes_to_identical_weights(tmp_path):
         assert np.array_equal(ref[k], v.numpy()), k
 
 
+@pytest.mark.slow
 def test_the_readme_main_job_runs_on_real_data(real_archive, tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "ablations.run", "--variant", "all_tricks", "--lr-decay",

@@ -1,6 +1,7 @@
 """python -m ablations.report: the study's report (Markdown, HTML, PNG figures) from results and logs.
 
-    python -m ablations.report                       # results/results.csv + logs/ -> results/report/
+examples:
+    python -m ablations.report              # results/results.csv + logs/ -> results/report/
     python -m ablations.report --results reports/results.csv --logdir reports/logs --out reports
 
 It never trains: it reads the results store (the latest row of each run), each run's VisualDL log
@@ -109,21 +110,16 @@ def build_report(results: str, logdir: str = "logs", out: str | None = None) -> 
             "no_curves": no_curves, "report": report}
 
 
-class Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line and exit 2, as every command of the project
-        cli.fail(f"{message} (see python -m ablations.report --help)")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = Parser(prog="python -m ablations.report", description=__doc__,
-               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--results", default=os.path.join("results", "results.csv"),
-                   help="the results store written by ablations.run (default: %(default)s)")
-    p.add_argument("--logdir", default="logs",
+    p = cli.Parser(prog="python -m ablations.report", description=__doc__)
+    p.add_argument("--results", default=os.path.join("results", "results.csv"), metavar="CSV",
+                   help="the results store written by ablations.run")
+    p.add_argument("--logdir", default="logs", metavar="DIR",
                    help="VisualDL logs, one folder per run; a run's own recorded log folder is used when it "
-                        "exists, else LOGDIR/<run_id> (default: %(default)s)")
-    p.add_argument("--out", help="where report.md, report.html and the PNG figures go (default: a folder "
-                                 "'report' beside the results store, e.g. results/report)")
+                        "exists, else DIR/<run_id>")
+    p.add_argument("--out", metavar="DIR",
+                   help="where report.md, report.html and the PNG figures go (default: a folder 'report' "
+                        "beside the results store, e.g. results/report)")
     return p
 
 

@@ -28,12 +28,13 @@ from .vdl import HPARAM_METRICS, VisualDLSink
 EVAL_BATCH = 64  # evaluation batches hold at least this many images (no gradients: memory allows)
 
 
-def load_data(cfg: RunConfig):
+def load_data(cfg: RunConfig, progress=None):
     """The run's datasets, downloading Caltech-101 first when Caltech-16 is not prepared and no
-    data folder was given (the one-line error names the prepare command if that fails too)."""
+    data folder was given (the one-line error names the prepare command if that fails too).
+    progress: where the long first-time steps report (see make_datasets)."""
     def load():
         return make_datasets(cfg.dataset, cfg.data_dir, cfg.recipe.image_size, augment=cfg.augment,
-                             max_per_class=cfg.max_per_class)
+                             max_per_class=cfg.max_per_class, progress=progress)
     try:
         bundle = load()
     except NotPrepared as e:
@@ -42,7 +43,7 @@ def load_data(cfg: RunConfig):
         print("Caltech-16 is not prepared yet: downloading the official Caltech-101 archive (131 MB) "
               "to prepare it", flush=True)
         try:
-            prepare_caltech16(None, download=True)
+            prepare_caltech16(None, download=True, progress=progress)
         except DataError as failed:
             raise DataError(f"{cli.explain(e)} - the download failed too ({failed})") from None
         bundle = load()
@@ -53,7 +54,7 @@ def load_data(cfg: RunConfig):
     return bundle
 
 
-def fingerprinted(runs: list) -> list:
+def fingerprinted(runs: list, progress=None) -> list:
     """The runs with their data's fingerprint filled in (each dataset loaded once): a run's
     identity includes the data it trains on, so resuming it on other data is refused."""
     prints = {}
@@ -61,7 +62,7 @@ def fingerprinted(runs: list) -> list:
     for cfg in runs:
         key = (cfg.dataset, cfg.data_dir, cfg.recipe.image_size, cfg.augment, cfg.max_per_class)
         if key not in prints:
-            prints[key] = load_data(cfg).info["data_fingerprint"]
+            prints[key] = load_data(cfg, progress).info["data_fingerprint"]
         out.append(cfg.replace(data_fingerprint=prints[key]))
     return out
 
@@ -206,7 +207,7 @@ def train_run(cfg: RunConfig, paths: RunPaths, mode: str, session: Session, stop
     faults.hit("after_row_append")
     outcome = {"run_id": cfg.run_id, "attempt": attempt, "status": status, "error": error,
                "best_eval_acc": row["best_eval_acc"], "test_acc": row["test_acc"],
-               "wall_time_s": row["wall_time_s"], "row": row}
+               "test_split": row["test_split"], "wall_time_s": row["wall_time_s"], "row": row}
     try:
         write_json(paths.outcome, outcome)  # the run is done from here on
         if status == "finished":

@@ -71,6 +71,7 @@ def built(study, tmp_path_factory):
     return done, md, out
 
 
+@pytest.mark.slow
 def test_report_from_real_runs_has_every_section_figure_and_no_missing_curves(built):
     done, md, out = built
     for title in SECTIONS:
@@ -88,6 +89,7 @@ def test_report_from_real_runs_has_every_section_figure_and_no_missing_curves(bu
     assert "6 finished, 0 diverged, 0 failed" in md
 
 
+@pytest.mark.slow
 def test_report_numbers_match_the_results_store(built, study):
     done, md, _ = built
     raw = pd.read_csv(study / "results.csv")  # read independently of the report's own loader
@@ -170,6 +172,7 @@ def test_each_run_stored_its_per_image_predictions_and_the_report_pairs_them(bui
     assert "**Per-image predictions**: stored for 6 of 6 finished runs" in md
 
 
+@pytest.mark.slow
 def test_regeneration_is_byte_identical(built, study, tmp_path):
     _, _, first = built
     build(study / "results.csv", study / "logs", tmp_path)  # another folder: no path leaks into the files
@@ -179,17 +182,18 @@ def test_regeneration_is_byte_identical(built, study, tmp_path):
         assert (first / name).read_bytes() == (tmp_path / name).read_bytes(), name
 
 
+@pytest.mark.slow
 def test_a_run_without_logs_is_named_and_the_rest_still_has_curves(study, tmp_path):
     # As if trained elsewhere: the recorded log folders do not exist here, --logdir holds a copy.
     logs = tmp_path / "copied-logs"
     shutil.copytree(study / "logs", logs)
-    shutil.rmtree(logs / "synthetic" / "32px" / "sigmoid" / "seed1")
+    shutil.rmtree(logs / "sigmoid" / "s1" / "synthetic-32px")
     df = pd.read_csv(study / "results.csv", dtype=str, keep_default_na=False)
     df["logdir"] = "trained-elsewhere/logs/" + df["run_id"]
     df.to_csv(tmp_path / "results.csv", index=False)
     done, md = build(tmp_path / "results.csv", logs, tmp_path / "out")
-    assert done["no_curves"] == {"synthetic/32px/sigmoid/seed1": "no log folder"}
-    assert "`synthetic/32px/sigmoid/seed1` has no curves: no log folder" in md
+    assert done["no_curves"] == {"sigmoid/s1/synthetic-32px": "no log folder"}
+    assert "`sigmoid/s1/synthetic-32px` has no curves: no log folder" in md
     assert (tmp_path / "out" / "curves_tricks.png").exists()  # sigmoid seed 0 and baseline still drawn
 
 

@@ -73,12 +73,14 @@ def _lists_digest(store, split_entries: dict) -> str:
 
 def cached_bundle(dataset: str, store, split_entries: dict, class_names: list[str], image_size: int, *,
                   cache_dir: str | None, augment: bool, seed: int, stats=None, channels: int = 3,
-                  info: dict | None = None, advice: str = "remove it from the label list") -> DataBundle:
+                  info: dict | None = None, advice: str = "remove it from the label list",
+                  progress=None) -> DataBundle:
     """Decode each split (or read it from the cache) and wrap it as ArrayDatasets.
 
     split_entries: split -> [(path in store, label)] (test may be missing). stats: (mean, std) or
     None to compute them on the train split (kept in the train cache's metadata). advice: what
-    to do about an image that cannot be decoded, in terms of the dataset's kind.
+    to do about an image that cannot be decoded, in terms of the dataset's kind. progress: as
+    load_or_build's.
     """
     cache_dir = cache_dir or DEFAULT_CACHE_DIR
     arrays, metas, checksums = {}, {}, {}
@@ -98,7 +100,7 @@ def cached_bundle(dataset: str, store, split_entries: dict, class_names: list[st
         arrays[split], metas[split] = load_or_build(
             cache_dir, f"{dataset}-{split}-{image_size}px", key, (len(entries), channels, image_size, image_size),
             decode, {"dataset": dataset, "split": split, "image_size": image_size, "source": where},
-            with_stats=split == "train" and stats is None)
+            with_stats=split == "train" and stats is None, progress=progress)
     if stats is None:
         meta = metas["train"]
         stats = (meta["mean"], meta["std"]) if "mean" in meta else channel_stats(arrays["train"])

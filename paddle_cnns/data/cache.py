@@ -100,13 +100,15 @@ def load(stem: str, key: str, shape: tuple) -> tuple[np.ndarray, dict] | None:
 
 
 def load_or_build(cache_dir: str, name: str, key: str, shape: tuple,
-                  decode: Callable[[int], np.ndarray], meta: dict, with_stats: bool = False
-                  ) -> tuple[np.ndarray, dict]:
+                  decode: Callable[[int], np.ndarray], meta: dict, with_stats: bool = False,
+                  progress=None) -> tuple[np.ndarray, dict]:
     """Return the cached uint8 array of `shape` for `key`, building it with decode(i) -> row i if needed.
 
     `meta` is stored alongside (plus the build time and, with_stats, the per-channel mean/std).
     The returned metadata has `built` True when this call built the entry, and `repaired` says
-    why an entry that was there could not be used ("checksum": damaged on disk).
+    why an entry that was there could not be used ("checksum": damaged on disk). progress(stage,
+    done, total, unit), if given, hears a build as it goes (the first run at a new size decodes
+    every image).
     """
     stem = os.path.join(cache_dir, f"{name}-{key}")
     found = load(stem, key, shape)
@@ -124,6 +126,8 @@ def load_or_build(cache_dir: str, name: str, key: str, shape: tuple,
     try:
         array = np.lib.format.open_memmap(npy_tmp, mode="w+", dtype=np.uint8, shape=tuple(shape))
         for i in range(shape[0]):
+            if progress is not None:
+                progress(f"caching {name}", i, shape[0], "images")
             array[i] = decode(i)
         array.flush()
         stats = channel_stats(array) if with_stats else None

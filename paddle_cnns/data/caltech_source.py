@@ -14,7 +14,7 @@ import time
 import zipfile
 import zlib
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Optional
 
 from ..errors import DataError
 from .images import MAX_IMAGE_BYTES, is_image_name
@@ -26,6 +26,8 @@ SOURCE_HELP = "pass the official caltech-101.zip, its 101_ObjectCategories.tar.g
 # damaged or hostile archive (a 2.5 MB .tar.gz can hold a 1 GiB member) before it is read.
 MAX_MEMBER_BYTES = MAX_IMAGE_BYTES
 MAX_TOTAL_BYTES = 2 << 30
+# progress(stage, done, total, unit): how far a long step is; the library never prints itself.
+Progress = Optional[Callable[[str, int, int, str], None]]
 
 
 @dataclass
@@ -81,21 +83,25 @@ def _find_root_folder(path: str) -> str | None:
     return None
 
 
-def scan_source(source: str) -> Scan:
-    """Read a zip, tar(.gz) or folder; raise DataError when it is missing, unreadable or not Caltech-101."""
+def scan_source(source: str, progress: Progress = None) -> Scan:
+    """Read a zip, tar(.gz) or folder; raise DataError when it is missing, unreadable or not Caltech-101.
+
+    progress(stage, done, total, unit), if given, hears how much has been read (about 2 s for the
+    official archive)."""
+    report = progress or (lambda *args: None)
     if not os.path.exists(source):
         raise DataError(f"Caltech-101 source {source} does not exist; {SOURCE_HELP}")
     if os.path.isdir(source):
         root = _find_root_folder(source)
         if root is None:
             raise DataError(f"folder {source} has no {ROOT} folder; {SOURCE_HELP}")
-        return _scan_folder(source, root)
+        return _scan_folder(source, root, report)
     try:
         if zipfile.is_zipfile(source):
-            scan = _scan_zip(source)
+            scan = _scan_zip(source, report)
         else:
             with open(source, "rb") as f:
-                scan = _scan_tar(source, "tar", f)
+                scan = _scan_tar(source, "tar", f, report, os.path.getsize(source))
     except DataError:
         raise
     except PermissionError:
@@ -148,11 +154,14 @@ def _decompressed(fileobj):
     return _CountingReader(fileobj)
 
 
-def _scan_tar(source: str, kind: str, fileobj) -> Scan:
+def _scan_tar(source: str, kind: str, fileobj, report, size: int) -> Scan:
     scan = Scan(source, kind)
+    stage = f"reading {os.path.basename(source)}"
+    report(stage, 0, size, "B")
     stream = _decompressed(fileobj)
     with tarfile.open(fileobj=stream, mode="r|") as tar:  # streamed: one pass, no seeking
         for member in tar:
+            report(stage, min(fileobj.tell(), size), size, "B")  # the compressed bytes read so far
             rel = _relative_parts(member.name, source)
             if rel is None or member.isdir():
                 continue
@@ -172,19 +181,22 @@ def _scan_tar(source: str, kind: str, fileobj) -> Scan:
     if stream.count < end + 2 * tarfile.BLOCKSIZE:
         raise DataError(f"cannot read {source}: the archive ends without its end-of-archive marker, it is "
                         "truncated: download it again")
+    report(stage, size, size, "B")
     return scan
 
 
-def _scan_zip(source: str) -> Scan:
+def _scan_zip(source: str, report) -> Scan:
     with zipfile.ZipFile(source) as zf:
         infos = [i for i in zf.infolist() if not i.filename.startswith("__MACOSX/")]
         inner = [i for i in infos if os.path.basename(i.filename) in (ROOT + ".tar.gz", ROOT + ".tgz", ROOT + ".tar")]
         if inner:  # the official caltech-101.zip: caltech-101/101_ObjectCategories.tar.gz
             with zf.open(inner[0]) as stream:
-                scan = _scan_tar(source, f"zip ({inner[0].filename})", stream)
+                scan = _scan_tar(source, f"zip ({inner[0].filename})", stream, report, inner[0].file_size)
             return scan
         scan = Scan(source, "zip")
-        for info in infos:
+        stage = f"reading {os.path.basename(source)}"
+        for i, info in enumerate(infos):
+            report(stage, i, len(infos), "files")
             rel = _relative_parts(info.filename, source)
             if rel is None or info.is_dir():
                 continue
@@ -199,9 +211,11 @@ def _scan_zip(source: str) -> Scan:
     return scan
 
 
-def _scan_folder(source: str, root: str) -> Scan:
+def _scan_folder(source: str, root: str, report) -> Scan:
     scan = Scan(source, "folder")
-    for dirpath, dirnames, filenames in os.walk(root):
+    stage, total = f"listing {root}", len(os.listdir(root)) + 1
+    for i, (dirpath, dirnames, filenames) in enumerate(os.walk(root)):
+        report(stage, min(i, total), total, "folders")  # the walk visits root first, then one folder each
         dirnames.sort()
         rel_dir = os.path.relpath(dirpath, root)
         prefix = [] if rel_dir == "." else rel_dir.split(os.sep)

@@ -32,7 +32,8 @@ def _scan(split_dir: str) -> tuple[list[str], list[tuple[str, str]], int]:
     return folder.classes, samples, files - len(samples)
 
 
-def load_folder(data_dir: str | None, image_size: int, *, cache_dir, augment, max_per_class, seed) -> DataBundle:
+def load_folder(data_dir: str | None, image_size: int, *, cache_dir, augment, max_per_class, seed,
+                progress=None) -> DataBundle:
     data_dir = data_dir or DEFAULT_DIR
     for split in ("train", "eval"):
         if not os.path.isdir(os.path.join(data_dir, SPLIT_FOLDERS[split])):
@@ -58,4 +59,5 @@ def load_folder(data_dir: str | None, image_size: int, *, cache_dir, augment, ma
         entries[split] = [labeled[i] for i in first_per_class([label for _, label in labeled], max_per_class)]
     return cached_bundle("folder", FolderStore(data_dir), entries, classes, image_size, cache_dir=cache_dir,
                          augment=augment, seed=seed, advice="replace the file or delete it from its class folder",
+                         progress=progress,
                          info={"data_dir": data_dir, "max_per_class": max_per_class, "skipped_files": skipped})

@@ -39,7 +39,7 @@ def decode_image(data: bytes, name: str, size: int, channels: int = 3,
                  advice: str = "replace the file or remove it from the label list") -> np.ndarray:
     """Decode, convert to RGB (or L for channels=1) and resize to size x size: uint8 [C, S, S].
 
-    The whole image is resized to a square (aspect ratio not kept), as seed 004's
+    The whole image is resized to a square (aspect ratio not kept), as the article's
     Resize((224, 224)); bilinear with PIL's antialiasing when shrinking.
     """
     image = open_image(data, name, advice).convert("RGB" if channels == 3 else "L")

@@ -7,7 +7,7 @@ from ..errors import DataError
 
 SPLITS = ("train", "eval", "test")
 # File names tried for each split, first match wins (case-insensitive): the AI Studio layout
-# seed 004 used, then PaddleClas's names.
+# the article used, then PaddleClas's names.
 LIST_NAMES = {
     "train": ("Train.txt", "train_list.txt"),
     "eval": ("Eval.txt", "val_list.txt", "Val.txt"),

@@ -1,6 +1,7 @@
 """What every command line shares: one-line errors with exit code 2, never a traceback, and flag hints."""
 from __future__ import annotations
 
+import argparse
 import functools
 import os
 import sys
@@ -14,6 +15,29 @@ def fail(message: str, code: int = EXIT_USAGE):
     """Print one line to stderr and exit: for problems the user can fix."""
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(code)
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """--help that reads cleanly: descriptions keep their line breaks (one example per line), and an
+    option's help ends with its real default from the parser, unless it states one itself or has none."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if ("%(default)" in text or "default:" in text or not action.option_strings
+                or action.default in (None, False, "", argparse.SUPPRESS)):
+            return text
+        return f"{text} (default: %(default)s)" if text else "default: %(default)s"
+
+
+class Parser(argparse.ArgumentParser):
+    """Every command's parser: HelpFormatter, and a bad flag gives one line and exit 2, not a usage dump."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message):
+        fail(f"{message} (see {self.prog} --help)")
 
 
 # The library's errors name what to change in its own terms (CNNsError.fix); these say it in flags.

@@ -39,6 +39,7 @@ class RunConfig:
     fast_layers: bool = True
     amp: bool = False
     stream: bool = False                 # JPEGs decoded per batch (random resized crop) instead of the decoded cache
+    data_fingerprint: str = ""           # the data's split lists and class names; set once the data is loaded
 
     @property
     def name(self) -> str:
@@ -47,8 +48,14 @@ class RunConfig:
 
     @property
     def run_id(self) -> str:
-        """The run's folder under --logdir and --checkpoint-dir: caltech16/32px/all_tricks+lrdecay/seed0."""
-        return f"{self.dataset}/{self.recipe.image_size}px/{self.name}/seed{self.seed}"
+        """The run's folder under --logdir and --checkpoint-dir: all_tricks+lrdecay/s0/caltech16-32px.
+
+        What tells runs apart comes first: VisualDL's run list shows a run as LOGDIR/run_id cut
+        after about 28 characters (VisualDL 2.5.3 at any window width; .ci/visualdl_check.py takes the
+        screenshot), so the name and the seed must fit in the first 23 after "logs/"; the dataset
+        and image size, the same for most runs one looks at together, come last.
+        """
+        return f"{self.name}/s{self.seed}/{self.dataset}-{self.recipe.image_size}px"
 
     def identity(self) -> dict:
         """The settings that make two runs the same run, flat, in results-column order (paths excluded)."""

@@ -74,3 +74,20 @@ def jobs_for(jobs: int | None, runs: int, threads: int, gpus: list, data_paralle
     if jobs or data_parallel or runs == 1:
         return jobs or 1
     return min(runs, len(gpus)) if gpus else min(runs, threads)
+
+
+def placement(args, runs: int, world, device: str, launching: bool) -> tuple:
+    """(device, threads, gpus, jobs) of this process, set in paddle: a data-parallel rank gets its
+    own GPU (the launcher's choice) or its share of the cores; a sweep its GPUs and workers."""
+    from paddle_cnns import distributed, runtime
+
+    on_gpu = device.startswith("gpu")
+    cores = max(1, runtime.available_cores() // world.local_size)
+    threads = runtime.set_threads(args.threads or (cores if world.parallel else None))
+    gpus = gpus_for(args.devices, on_gpu, world.parallel)
+    jobs = jobs_for(args.jobs, runs, threads, gpus, launching or world.parallel)
+    if world.parallel:
+        device = runtime.set_device(distributed.device_for(world, on_gpu))
+    elif on_gpu and gpus and jobs == 1:
+        device = runtime.set_device(f"gpu:{gpus[0]}")
+    return device, threads, gpus, jobs

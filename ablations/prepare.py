@@ -1,44 +1,43 @@
-"""Prepare a dataset once: `python -m ablations.prepare caltech16 --source PATH` (or fashion_mnist)."""
-import argparse
+"""python -m ablations.prepare: prepare a dataset once (select, split and check the images, write the label lists).
+
+examples:
+    python -m ablations.prepare caltech16 --source PATH/TO/101_ObjectCategories.tar.gz
+    python -m ablations.prepare caltech16                       # downloads caltech-101.zip first
+    python -m ablations.prepare fashion_mnist --source PATH/TO/IDX/FOLDER
+
+`python -m ablations.prepare DATASET --help` lists each dataset's options.
+"""
+from __future__ import annotations
+
 import sys
 
+from ablations import cli
 from ablations.cli import main_guard, quiet_paddle_logs
+from ablations.console import Ticker
 
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Show defaults, except None/False ones (their help says what happens without the option)."""
-
-    def _get_help_string(self, action):
-        if action.default in (None, False):
-            return action.help
-        return super()._get_help_string(action)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m ablations.prepare",
-        description="Prepare a dataset: select, split and check the images, write the label lists.",
-        formatter_class=HelpFormatter)
-    sub = parser.add_subparsers(dest="dataset", required=True, metavar="DATASET")
+def build_parser() -> cli.Parser:
+    parser = cli.Parser(prog="python -m ablations.prepare", description=__doc__)
+    sub = parser.add_subparsers(dest="dataset", required=True, metavar="DATASET", help="the dataset to prepare")
     caltech = sub.add_parser(
-        "caltech16", formatter_class=HelpFormatter,
+        "caltech16",
         help="the 16 largest Caltech-101 categories, split 70/15/15",
-        description="Select Caltech-16 from Caltech-101, split it 70/15/15 per class with a fixed seed, check "
-                    "every image decodes, and write images/, Train.txt, Eval.txt, Test.txt, labels.txt and "
+        description="Select Caltech-16 from Caltech-101, split it 70/15/15 per class with a fixed seed, check\n"
+                    "every image decodes, and write images/, Train.txt, Eval.txt, Test.txt, labels.txt and\n"
                     "stats.json into --out (all or nothing). Re-running reproduces the lists byte for byte.")
-    caltech.add_argument("--source", default=None,
+    caltech.add_argument("--source", default=None, metavar="PATH",
                          help="caltech-101.zip, 101_ObjectCategories.tar.gz or the extracted 101_ObjectCategories "
                               "folder; default: download the official caltech-101.zip into data/downloads/")
-    caltech.add_argument("--out", default="data/caltech16", help="folder for the images and label lists")
+    caltech.add_argument("--out", default="data/caltech16", metavar="DIR", help="folder for the images and label lists")
     caltech.add_argument("--no-download", action="store_true", help="fail instead of downloading when --source is absent")
     fmnist = sub.add_parser(
-        "fashion_mnist", formatter_class=HelpFormatter,
+        "fashion_mnist",
         help="Fashion-MNIST's four IDX files",
         description="Check and copy (or download) Fashion-MNIST's four IDX .gz files into --out.")
-    fmnist.add_argument("--source", default=None,
+    fmnist.add_argument("--source", default=None, metavar="DIR",
                         help="folder holding train-images-idx3-ubyte.gz and the other three files; default: "
                              "download them from paddle's mirror")
-    fmnist.add_argument("--out", default="data/fashion_mnist", help="folder for the IDX files")
+    fmnist.add_argument("--out", default="data/fashion_mnist", metavar="DIR", help="folder for the IDX files")
     fmnist.add_argument("--no-download", action="store_true", help="fail instead of downloading when --source is absent")
     return parser
 
@@ -50,7 +49,11 @@ def main(argv=None) -> dict:
     from paddle_cnns.data import prepare_caltech16, prepare_fashion_mnist
 
     if args.dataset == "caltech16":
-        summary = prepare_caltech16(args.source, args.out, download=not args.no_download)
+        ticker = Ticker()
+        try:
+            summary = prepare_caltech16(args.source, args.out, download=not args.no_download, progress=ticker)
+        finally:
+            ticker.close()
         print(caltech_report(summary))
     else:
         summary = prepare_fashion_mnist(args.source, args.out, download=not args.no_download)

@@ -1,4 +1,4 @@
-"""The report's inputs: the latest results row of each run, grouped into studies, and each run's curves."""
+"""The report's inputs: the latest results row of each run, grouped into studies, each run's curves and predictions."""
 from __future__ import annotations
 
 import math
@@ -9,6 +9,7 @@ import pandas as pd
 from paddle_cnns import Tricks, list_models
 from paddle_cnns.errors import CNNsError
 
+from . import predictions as stored
 from .results import SCHEMA, read_results
 from .vdl import SCALAR_TAGS, log_files
 
@@ -174,3 +175,28 @@ def load_curves(runs: pd.DataFrame, logdir: str) -> tuple[dict[str, pd.DataFrame
         else:
             curves[row["run_id"]] = c
     return curves, missing
+
+
+# ---------------------------------------------------------------- per-image predictions
+
+def load_predictions(runs: pd.DataFrame, results: str) -> tuple[dict, dict]:
+    """run_id -> stored predictions of each finished run whose file matches its row; run_id -> why not.
+
+    A file matches when it holds as many images as the split the row was tested on and as many
+    right answers as the row's test accuracy says (else it came from another attempt of the run).
+    """
+    found, why = {}, {}
+    for _, row in runs[runs["status"] == "finished"].iterrows():
+        p, reason = stored.read(results, row["run_id"])
+        if p is None:
+            why[row["run_id"]] = reason
+            continue
+        n = len(p.labels)
+        size = row["test_size"] if row["test_split"] == "test" else row["eval_size"]
+        if number(size) is not None and n != int(size):
+            why[row["run_id"]] = f"{n} predictions for a split of {int(size)} images"
+        elif number(row["test_acc"]) is not None and int(p.correct.sum()) != round(row["test_acc"] * n):
+            why[row["run_id"]] = "the predictions do not give the row's test accuracy (another attempt of the run?)"
+        else:
+            found[row["run_id"]] = p
+    return found, why

@@ -6,7 +6,7 @@ import re
 
 import pandas as pd
 
-TITLE = "paddle-cnns: classic CNNs and seed 004's trick CNN, measured"
+TITLE = "paddle-cnns: classic CNNs and the article's trick CNN, measured"
 
 
 class Doc:

@@ -67,8 +67,8 @@ def curves(path: str, series: list[tuple[str, list]], title: str) -> None:
         save(fig, path)
 
 
-def deltas(path: str, bars: list[dict]) -> None:
-    """Horizontal bars of mean Δ test top-1 (points) per comparison; error bars: the 95% CI."""
+def deltas(path: str, bars: list[dict], title: str) -> None:
+    """Horizontal bars of mean Δ test top-1 (points) per comparison; error bars: the verdict's 95% interval."""
     from matplotlib.patches import Patch
     with rc_context(STYLE):
         height = 0.4 * len(bars) + 1.6
@@ -84,25 +84,79 @@ def deltas(path: str, bars: list[dict]) -> None:
                     error_kw={"elinewidth": 1, "ecolor": "#333333"})
         ax.set_yticks(y, [f"{b['label']} (n={b['n']})" for b in bars])
         ax.axvline(0, color="#333333", linewidth=0.8)
-        ax.set_xlabel("Δ test top-1 accuracy vs parent (points); error bars: 95% CI, paired by seed")
-        ax.set_title("Trick ablation: each variant against its parent")
+        ax.set_xlabel("Δ test top-1 accuracy vs parent (points); error bars: 95% interval")
+        ax.set_title(title)
         ax.grid(axis="y", visible=False)
         ax.legend(handles=[Patch(color=VERDICT_COLORS["helps"], label="helps"),
                            Patch(color=VERDICT_COLORS["hurts"], label="hurts"),
                            Patch(color=NEUTRAL, label="inconclusive")],
-                  loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+                  title="verdict (Holm)", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
         fig.subplots_adjust(left=0.34, right=0.84, bottom=0.55 / height, top=1 - 0.35 / height)
         save(fig, path)
+
+
+# Label offsets (points) tried in turn: beside the point on its right, then its left, then further
+# above and below; the first whose label stays inside the axes and covers no label or point wins.
+OFFSETS = [(dx, dy) for dy in (2, -9, 11, -18, 20, -27, 29, -36, 38, -45, 47, -54, 56, -63, 65) for dx in (5, -5)]
+MARKER_PX = 4  # half the marker's width in pixels at 100 dpi, padded
+
+
+def place_labels(fig, ax, points: list, key: str, fontsize: float = 6.5) -> list:
+    """Annotate each point without covering the labels placed before or any point; returns the annotations.
+
+    Needs the axes' final scale and limits: positions are measured on the drawn canvas. A label
+    moved off its point gets a thin leader line.
+    """
+    from matplotlib.text import Text
+    from matplotlib.transforms import Bbox
+    renderer = FigureCanvasAgg(fig).get_renderer()
+
+    def text_box(a):  # the label's own box, without its leader line (which starts at the point)
+        a.get_window_extent(renderer)  # positions the text
+        return Text.get_window_extent(a, renderer).padded(1)
+
+    frame = ax.get_window_extent(renderer)
+    taken = []
+    for p in points:
+        x, y = ax.transData.transform((p[key], p["acc"]))
+        taken.append(Bbox.from_extents(x - MARKER_PX, y - MARKER_PX, x + MARKER_PX, y + MARKER_PX))
+    annotations = []
+    for p in sorted(points, key=lambda q: (q[key], q["acc"], q["label"])):
+        fallback = None
+        for dx, dy in OFFSETS:
+            a = ax.annotate(p["label"], (p[key], p["acc"]), textcoords="offset points", xytext=(dx, dy),
+                            fontsize=fontsize, ha="left" if dx > 0 else "right", va="bottom",
+                            arrowprops={"arrowstyle": "-", "color": "#999999", "linewidth": 0.5}
+                            if abs(dy) > 11 else None)
+            box = text_box(a)
+            free = not any(Bbox.intersection(box, other) is not None for other in taken)
+            inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+            if free and inside:
+                break
+            a.remove()
+            if free and fallback is None:
+                fallback = (dx, dy)
+        else:  # nowhere inside is free: the first free spot (or the plain one) outside the frame
+            dx, dy = fallback or OFFSETS[0]
+            a = ax.annotate(p["label"], (p[key], p["acc"]), textcoords="offset points", xytext=(dx, dy),
+                            fontsize=fontsize, ha="left" if dx > 0 else "right", va="bottom", annotation_clip=False,
+                            arrowprops={"arrowstyle": "-", "color": "#999999", "linewidth": 0.5}
+                            if abs(dy) > 11 else None)
+            box = text_box(a)
+        taken.append(box)
+        annotations.append(a)
+    return annotations
 
 
 def cost_scatter(path: str, points: list[dict]) -> None:
     """Test top-1 against FLOPs and against train time, one labelled point per configuration."""
     with rc_context(STYLE):
-        fig = Figure(figsize=(11, 4.5))
+        fig = Figure(figsize=(11, 5.2))
         axes = fig.subplots(1, 2)
+        fig.subplots_adjust(left=0.06, right=0.98, bottom=0.17, top=0.93, wspace=0.18)
         for ax, key, xlabel in ((axes[0], "flops", "FLOPs per image (2 × MACs of conv + linear layers, log scale)"),
                                 (axes[1], "train_time_s", "train time (s, mean over seeds, log scale)")):
-            taken: dict[tuple, int] = {}
+            shown = []
             for family, marker, color in (("classic", "o", "#1f77b4"), ("trick", "s", "#ff7f0e")):
                 mine = [p for p in points if p["family"] == family and _positive(p[key])]
                 if not mine:
@@ -111,20 +165,18 @@ def cost_scatter(path: str, points: list[dict]) -> None:
                             yerr=[0 if math.isnan(p["sd"]) else p["sd"] for p in mine], fmt=marker,
                             color=color, markersize=5, capsize=2, elinewidth=0.8,
                             label="classic networks" if family == "classic" else "trick CNN variants")
-                for p in mine:
-                    # points on (nearly) the same spot get their labels stacked, not overprinted
-                    spot = (round(4 * math.log10(p[key])), round(p["acc"] / 3))  # quarter decade, 3 pts
-                    ax.annotate(p["label"], (p[key], p["acc"]), textcoords="offset points",
-                                xytext=(4, 3 + 8 * taken.get(spot, 0)), fontsize=6.5)
-                    taken[spot] = taken.get(spot, 0) + 1
-            if any(_positive(p[key]) for p in points):
+                shown += mine
+            if shown:
                 ax.set_xscale("log")
-            ax.margins(x=0.12, y=0.08)  # room for the labels of the outermost points
+            ax.margins(x=0.15, y=0.12)  # room for the labels of the outermost points
+            ax.autoscale_view()
             ax.set(xlabel=xlabel, ylabel="test top-1 accuracy (%)")
+            place_labels(fig, ax, shown, key)
         axes[0].set_title("Accuracy vs compute")
         axes[1].set_title("Accuracy vs train time")
-        axes[0].legend(loc="best")
-        fig.subplots_adjust(left=0.06, right=0.98, bottom=0.12, top=0.92, wspace=0.18)
+        handles, labels = axes[0].get_legend_handles_labels()
+        if handles:  # below the plots: a legend inside would cover points or labels
+            fig.legend(handles, labels, loc="lower center", ncol=2, bbox_to_anchor=(0.5, 0.0), frameon=False)
         save(fig, path)
 
 
@@ -179,14 +231,16 @@ def make_figures(rep, out: str) -> dict[str, tuple[str, str]]:
         else:
             rep.figure_notes.append(f"No curves for the {them}: none of their runs has a VisualDL log.")
     bars = [{"label": f"{c.variant} vs {c.parent}" + (f" [{c.study}]" if rep.multi else ""),
-             "mean": 100 * c.primary.mean, "n": c.primary.n, "verdict": c.primary.verdict,
-             "ci": None if c.primary.ci is None else (100 * c.primary.ci[0], 100 * c.primary.ci[1])}
+             "mean": 100 * c.primary.mean, "n": c.primary.n, "verdict": c.verdict,
+             "ci": None if c.evidence.ci is None else (100 * c.evidence.ci[0], 100 * c.evidence.ci[1])}
             for c in rep.comparisons if c.primary.mean is not None]
     if bars:
-        deltas(os.path.join(out, "trick_deltas.png"), bars)
-        made["trick_deltas.png"] = ("Trick deltas with 95% confidence intervals",
+        deltas(os.path.join(out, "trick_deltas.png"), bars, deltas_title(rep))
+        made["trick_deltas.png"] = ("Trick deltas with 95% intervals",
                                     "Δ test top-1 of each trick variant against its parent, paired by seed; "
-                                    "error bars are 95% confidence intervals (none with one seed).")
+                                    "error bars are the 95% intervals the verdicts use (seeds × images where "
+                                    "predictions were stored, else over seeds; none with one seed); colour: "
+                                    "the Holm-adjusted verdict.")
     else:
         rep.figure_notes.append("No trick-delta chart: no variant has a finished run paired with its parent.")
     points = [{"label": rep.label(c), "family": c["family"], "acc": 100 * c["test_acc"],
@@ -213,6 +267,16 @@ def make_figures(rep, out: str) -> dict[str, tuple[str, str]]:
         if file not in made and os.path.exists(os.path.join(out, file)):
             os.remove(os.path.join(out, file))
     return made
+
+
+def deltas_title(rep) -> str:
+    """'Trick ablation at 32 px, 5 epochs: ...' (every image size and epoch count the comparisons span)."""
+    sizes = sorted({int(c.image_size) for c in rep.comparisons})
+    epochs = sorted({int(rep.studies[c.study]["epochs"]) for c in rep.comparisons
+                     if not missing(rep.studies[c.study]["epochs"])})
+    where = ", ".join(f"{s} px" for s in sizes) + ", " + ", ".join(map(str, epochs)) + \
+        (" epoch" if epochs == [1] else " epochs")
+    return f"Trick ablation at {where}: each variant against its parent"
 
 
 def figure_section(rep, doc: Doc):

@@ -92,3 +92,43 @@ def dates(runs: pd.DataFrame) -> tuple[str, str]:
     total = float(runs["wall_time_s"].dropna().sum())
     return when, (f"{duration(total)} of run wall time in all; {duration((end - start).total_seconds())} "
                   "from the first start to the last finish")
+
+
+def _decimals(values, start: int = 1, most: int = 3) -> int:
+    """Enough decimals that no nonzero value rounds to zero (a CI bound of -0.04 must not print as -0.0)."""
+    d = start
+    while d < most and any(v != 0 and round(v, d) == 0 for v in values):
+        d += 1
+    return d
+
+
+def signed(v: float, d: int) -> str:
+    text = f"{v:+.{d}f}"
+    if float(text) == 0:  # a value too small for `most` decimals, or exactly 0: no sign that lies
+        return f"{v:+.1e}" if v != 0 else f"{0:.{d}f}"
+    return text
+
+
+def interval(ci, scale: float = 100.0, unit: str = "") -> str:
+    """'[-3.52, -0.04]': a confidence interval in points (or % with scale 100 and unit '%'), digits as needed."""
+    if ci is None or missing(ci[0]) or missing(ci[1]):
+        return DASH
+    lo, hi = scale * ci[0], scale * ci[1]
+    d = _decimals((lo, hi))
+    return f"[{signed(lo, d)}{unit}, {signed(hi, d)}{unit}]"
+
+
+def delta(v, scale: float = 100.0) -> str:
+    """A difference in points with its sign; more digits only when one would otherwise print 0.0."""
+    if missing(v):
+        return DASH
+    return signed(scale * v, _decimals((scale * v,)))
+
+
+def pvalue(p) -> str:
+    """p to two significant digits, '< 0.001' below that."""
+    if missing(p):
+        return DASH
+    if p < 0.001:
+        return "< 0.001"
+    return f"{p:.2g}" if p < 0.1 else f"{p:.2f}"

@@ -1,17 +1,20 @@
-"""The report's sections 1-4: setup and coverage, classic networks, the trick ablation, the article's claims."""
+"""The report's sections 1-3: setup and coverage, classic networks, the trick ablation."""
 from __future__ import annotations
 
 from dataclasses import asdict
 
 import pandas as pd
 
+import paddle_cnns
 from paddle_cnns import VARIANTS, list_models
 
+from . import report_ablation as ab
 from . import report_data as data
-from . import report_stats as st
+from .report_caveats import caveats, earlier, fit_sentence, stage_line
 from .report_doc import Doc
-from .report_format import DASH, dates, ints, missing, num, pct, pct_sd, plural, pts, rate, runs_cell, secs, si
-from .study import RECIPES
+from .report_format import (DASH, dates, delta, ints, interval, missing, num, pct_sd, plural, pvalue, rate,
+                            runs_cell, secs, si)
+from .report_hints import train_missing
 
 
 def setup(rep, doc: Doc):
@@ -67,11 +70,80 @@ def setup(rep, doc: Doc):
     if rep.multi:
         doc.p("The results hold runs of several recipes (studies S1, S2, ...); runs of different studies are "
               "never compared with each other, and labels carry the study in brackets.")
-    doc.p(f"**Primary metric**: top-1 accuracy on the test split of the checkpoint with the best eval accuracy "
+    doc.p("**Primary metric**: top-1 accuracy on the test split of the checkpoint with the best eval accuracy "
           "(test top-1). The eval split picked the checkpoint, so the test split is still unseen. "
-          "Best eval accuracy is shown beside it. With several seeds, cells show mean ± sample standard "
+          "Best eval accuracy is shown beside it, and balanced accuracy (the mean per-class recall: Caltech-16's "
+          "minority classes carry most of the differences). With several seeds, cells show mean ± sample standard "
           "deviation over the seeds that finished.")
+    predictions_note(rep, doc)
+    design_notes(rep, doc)
+    deviations(doc)
     coverage(rep, doc)
+
+
+def predictions_note(rep, doc: Doc):
+    finished = rep.runs[rep.runs["status"] == "finished"]
+    have = [r for r in finished["run_id"] if r in rep.predictions]
+    if not have:
+        doc.p("**Per-image predictions**: none stored for these runs (they predate them, or were trained "
+              "elsewhere), so every test below is seed-level only: a paired t-test over seeds, which leaves out "
+              "the test-set noise, and a comparison of one seed each has no test at all.")
+        return
+    text = (f"**Per-image predictions**: stored for {len(have)} of {plural(len(finished), 'finished run')} "
+            "(beside the results store, in `predictions/`). Comparisons pair the two runs image by image: exact "
+            "McNemar tests on the images one run got right and the other wrong, and 95% intervals from a bootstrap "
+            "over seeds × images, which hold the test-set noise as well as the seeds'.")
+    if rep.no_predictions:
+        text += " Without usable predictions: " + "; ".join(
+            f"`{r}` ({why})" for r, why in sorted(rep.no_predictions.items())) + "."
+    doc.p(text)
+
+
+def design_notes(rep, doc: Doc):
+    """The spatial size of each stage at the runs' image sizes, and how many runs converged or fit."""
+    stages = stage_line(rep.cfgs) if not rep.cfgs.empty else ""
+    items = []
+    if stages:
+        items.append(f"The trick CNN's stage outputs {stages} (from the runs' recorded per-block shapes). Where "
+                     "the last map is 1 × 1, global average pooling averages a single position.")
+    fit = fit_sentence(rep.cfgs)
+    if fit:
+        items.append(fit)
+    old = [c for _, c in rep.cfgs.iterrows() if c["earlier_model"]] if not rep.cfgs.empty else []
+    if old:
+        items.append(
+            f"{len(old)} of {plural(len(rep.cfgs), 'configuration')} ran an earlier version of the network than "
+            "today's model zoo builds (the recorded model revision differs from today's): their "
+            "numbers describe the earlier networks, and retraining them measures today's: "
+            + ", ".join(f"{c['name']} ({earlier(c)})" for c in old) + ".")
+    if items:
+        doc.h(3, "Design caveats")
+        doc.ul(items)
+
+
+def _deviation_lines(raw) -> list:
+    if isinstance(raw, dict):
+        raw = list(raw.items())
+    lines = []
+    for item in raw or ():
+        if isinstance(item, (tuple, list)) and len(item) == 2:
+            lines.append(f"**{item[0]}**: {item[1]}")
+        else:
+            lines.append(str(item))
+    return lines
+
+
+def deviations(doc: Doc):
+    """The model zoo's own list of where its networks still differ from the article's."""
+    raw = getattr(paddle_cnns, "DEVIATIONS", None)
+    if raw is None:
+        raw = getattr(getattr(paddle_cnns, "models", None), "DEVIATIONS", None)
+    lines = _deviation_lines(raw)
+    doc.h(3, "Where the networks differ from the article's")
+    if lines:
+        doc.ul(lines)
+    else:
+        doc.p("The model zoo lists no deviation from the article's networks.")
 
 
 def coverage(rep, doc: Doc):
@@ -85,15 +157,14 @@ def coverage(rep, doc: Doc):
     for study in sorted(rep.studies):
         ran = set(rep.runs[rep.runs["study"] == study]["name"].map(lambda n: n.split("~")[0]))
         where = f" in study {study}" if rep.multi else ""
-        for family, names, how in (
-                ("classic networks", list_models("classic"), "--variants classics"),
-                ("trick variants", [*VARIANTS, "all_tricks+lrdecay"], "--variants tricks")):
-            missing = [n for n in names if n not in ran]
-            if missing and len(missing) < len(names):
-                items.append(f"{family} not run{where}: {', '.join(missing)} "
-                             f"(`python -m ablations.run {how}` trains them)")
-            elif missing:
-                items.append(f"no {family} run{where} (`python -m ablations.run {how}`)")
+        for family, names, kind in (("classic networks", list_models("classic"), "classic"),
+                                    ("trick variants", [*VARIANTS, "all_tricks+lrdecay"], "trick")):
+            absent = [n for n in names if n not in ran]
+            if absent and len(absent) < len(names):
+                items.append(f"{family} not run{where}: {', '.join(absent)} "
+                             f"({train_missing(rep, study, absent, kind)} trains them)")
+            elif absent:
+                items.append(f"no {family} run{where} ({train_missing(rep, study, absent, kind)})")
     few = rep.family("trick")
     few = few[few["finished"] < 2] if not few.empty else few
     if len(few):
@@ -118,7 +189,7 @@ def classics(rep, doc: Doc):
     doc.h(2, "2. Classic networks")
     cfgs = rep.family("classic")
     if cfgs.empty:
-        doc.p("No classic network in the results yet (`python -m ablations.run --variants classics` trains them).")
+        doc.p("No classic network in the results yet (the list under Setup says how to train them).")
         return
     doc.p("Each classic network trained with the study's recipe, at the image size shown (the recipe's, raised "
           "to the network's minimum where it needs more). FLOPs = 2 × multiply-accumulates of the conv and linear layers per image. "
@@ -144,14 +215,13 @@ def tricks(rep, doc: Doc):
     doc.h(2, "3. The trick ablation")
     cfgs = rep.family("trick")
     if cfgs.empty:
-        doc.p("No trick variant in the results yet (`python -m ablations.run --variants tricks --seeds 0,1,2` "
-              "trains them).")
+        doc.p("No trick variant in the results yet (the list under Setup says how to train them).")
         return
     doc.h(3, "Trick variants")
     doc.p("One row per variant: its tricks (on = used) and what it measured.")
     rows = []
     for _, c in cfgs.iterrows():
-        t = st.tricks_of(c)
+        t = ab.tricks_of(c)
         row = {"variant": rep.label(c), **{k: "on" if v else "" for k, v in asdict(t).items()},
                "lr_decay": "on" if c["lr_decay"] else "", "runs": runs_cell(c),
                "test top-1": pct_sd(c["test_acc"], c["test_acc_sd"]),
@@ -168,50 +238,42 @@ def tricks(rep, doc: Doc):
     if not rep.comparisons:
         doc.p("Only `sigmoid` ran: there is nothing to compare yet.")
         return
+    comparison_table(rep, doc)
+
+
+def comparison_table(rep, doc: Doc):
     doc.p("Each variant against its parent (`baseline`; `sigmoid` for `baseline` itself) at the same recipe, "
           "image size and LR-decay setting; a variant trained with LR decay (`all_tricks+lrdecay`) against "
-          "itself without decay, the trick then being the decay. Trick cells: **+on** the trick this row adds, "
-          "on = used by both, -off = removed. Δ = variant − parent in test top-1, paired by seed (only seeds "
-          "where both finished), as mean ± sample sd; 95% CI = mean ± t(0.975, n−1) · sd / √n. Verdict: helps "
-          "if the CI lies above 0, hurts if below, else inconclusive; one seed gives a difference but no CI "
-          "(inconclusive (n=1)).")
+          "itself without decay, the change then being the decay. Δ = variant − parent, paired by seed (only seeds "
+          "where both finished): test top-1 as mean ± sample sd with its 95% t-interval over seeds, and balanced "
+          "accuracy. Where both runs stored per-image predictions, the seeds × images interval is a bootstrap over "
+          "seeds and test images, and the McNemar p pools the images one run got right and the other wrong. The "
+          "comparison's p is the seed-level t-test's, or with predictions the larger of it and McNemar's (the "
+          "difference must hold across seeds and across images). **Holm p** adjusts it for the table's "
+          f"{plural(len(rep.comparisons), 'comparison')}; verdict: helps or hurts when Holm p < 0.05, else "
+          "inconclusive (one seed without predictions: no test, inconclusive (n=1)). Caveats come from the runs "
+          "themselves (see Design caveats).")
     rows = []
     for c in rep.comparisons:
-        marks = {}
-        for t in st.TRICKS:
-            on, was = getattr(c.tricks, t), getattr(c.parent_tricks, t)
-            marks[t] = "+on" if on and not was else "-off" if was and not on else "on" if on else ""
-        p, b = c.primary, c.best_eval
+        p, ev = c.primary, c.evidence
+        images = ev.images
         rows.append({
             "variant": c.variant + (f" [{c.study}]" if rep.multi else ""), "parent": c.parent,
-            "change": c.change or DASH, **marks, "lr_decay": "on" if c.lr_decay else "",
-            "seeds paired": str(p.n) if c.parent_ran else DASH,
+            "change": c.change or DASH, "seeds paired": str(p.n) if c.parent_ran else DASH,
             "variant top-1": pct_sd(c.variant_acc[0], c.variant_acc[1]),
             "parent top-1": pct_sd(c.parent_acc[0], c.parent_acc[1]),
-            "Δ top-1 (pts)": DASH if p.mean is None else pts(p.mean) + (
+            "Δ top-1 (pts)": DASH if p.mean is None else delta(p.mean) + (
                 "" if p.sd is None else f" ± {100 * p.sd:.1f}"),
-            "95% CI (pts)": f"[{pts(p.ci[0])}, {pts(p.ci[1])}]" if p.ci else DASH,
-            "Δ best eval (pts)": DASH if b.mean is None else pts(b.mean),
-            "verdict": p.verdict if c.parent_ran else "not measured (parent not run)",
-            "note": c.note or ""})
+            "95% CI, seeds (pts)": interval(p.ci),
+            "95% CI, seeds × images (pts)": interval(images.ci) if images else DASH,
+            "Δ balanced (pts)": delta(c.balanced.mean),
+            "p seeds": pvalue(p.p), "p McNemar": pvalue(images.p) if images else DASH,
+            "Holm p": pvalue(c.p_adjusted), "verdict": c.verdict,
+            "caveats": "; ".join(caveats(c.cfg, c.parent_cfg, change=c.change)), "note": c.note or ""})
     df = pd.DataFrame(rows)
-    first = df.columns.get_loc("seeds paired")
-    doc.table(df, right=tuple(df.columns[first:first + 6]))
+    if not any(c.evidence.images for c in rep.comparisons):  # no stored predictions: no image columns
+        df = df.drop(columns=["95% CI, seeds × images (pts)", "p McNemar"])
+    first, last = df.columns.get_loc("seeds paired"), df.columns.get_loc("Holm p")
+    doc.table(df, right=tuple(df.columns[first:last + 1]))
 
 
-def claims(rep, doc: Doc):
-    doc.h(2, "4. Against the seed article")
-    verdicts = st.check_claims(rep.cfgs, rep.main_study)
-    s = rep.studies[rep.main_study]
-    seed = RECIPES["seed"]
-    sizes = sorted({int(v) for v in rep.runs[rep.runs["study"] == rep.main_study]["image_size"].dropna()})
-    doc.p(f"Seed 004 trained one seed per network at {seed.image_size} px for {seed.epochs} epochs "
-          f"(batch {seed.batch_size}, lr {seed.lr:g}); these runs used the {s['recipe']} recipe, "
-          f"{', '.join(map(str, sizes))} px, {plural(s['epochs'], 'epoch')}, on {s['dataset']}"
-          + (f" (study {rep.main_study}, the one with the most finished runs)" if rep.multi else "")
-          + ". Absolute accuracies therefore differ; the claims are checked by sign and rough size.")
-    df = pd.DataFrame([{"seed 004 claims": v.claim.text, "seed 004": v.claim.seed_says,
-                        "we measured": v.measured, "verdict": v.verdict} for v in verdicts])
-    doc.table(df)
-    doc.p("Criteria, applied to every claim alike:")
-    doc.ul(st.CRITERIA)

@@ -2,6 +2,11 @@
 
 A row is {run, **config.identity(), model facts, data facts, metrics, environment}; the columns
 derive from RunConfig and the groups below, so a new setting is a new column without a second edit.
+
+Every row is one physical line, written with one write under an exclusive lock. A run's final
+row is appended once: (run_id, attempt, status) already in the store means it is there. A row
+torn by a full disk never glues onto the next one (the next append starts a new line), and
+reading names a torn or malformed row and keeps every good one.
 """
 from __future__ import annotations
 
@@ -9,10 +14,13 @@ import csv
 import io
 import json
 import os
+import re
+import sys
 
 from paddle_cnns.errors import CNNsError
 from paddle_cnns.models.tricks import Tricks
 
+from . import faults
 from .config import identity_columns
 
 try:
@@ -20,9 +28,9 @@ try:
 except ImportError:  # Windows: appends are then not protected against concurrent writers
     fcntl = None
 
-SCHEMA = 3  # bump when COLUMNS change; read_results upgrades older files it knows
+SCHEMA = 4  # bump when COLUMNS change; read_results upgrades older files it knows
 
-RUN = ("schema", "run_id", "name", "finished_at", "status", "error")
+RUN = ("schema", "run_id", "attempt", "name", "finished_at", "status", "error")
 MODEL = ("family", "model_revision", *Tricks.names())
 DATA = ("in_channels", "num_classes", "train_size", "eval_size", "test_size")
 METRICS = ("best_eval_acc", "best_epoch", "final_eval_acc", "final_eval_loss", "final_train_acc",
@@ -35,6 +43,9 @@ ENVIRONMENT = ("paddle_version", "device", "threads", "world_size", "per_device_
 DETAILS = ("class_names", "test_per_class_acc", "test_confusion", "blocks")
 COLUMNS = [*RUN, *identity_columns(), *MODEL, *DATA, *METRICS, *ENVIRONMENT, *DETAILS]
 JSON_COLUMNS = ("decay_epochs", *DETAILS)
+HEADER = ",".join(COLUMNS)
+FINAL_STATUSES = ("finished", "diverged")  # a run's last word: recorded once per attempt
+_ROW_START = re.compile(r"\d+,")  # every row starts with its schema number
 
 
 def _format(value):
@@ -42,6 +53,8 @@ def _format(value):
         return json.dumps(value, separators=(",", ":"))
     if isinstance(value, float):
         return repr(value)  # full precision: the report must reproduce the numbers exactly
+    if isinstance(value, str):
+        return " ".join(value.splitlines())  # one physical line per row: a torn row stays findable
     return "" if value is None else value
 
 
@@ -56,8 +69,95 @@ def format_row(row: dict) -> str:
     return buf.getvalue()
 
 
-def append_row(path: str, row: dict) -> None:
-    """Append one row under an exclusive lock: concurrent runs never interleave or lose rows."""
+def store_problem(path: str) -> str | None:
+    """Why rows cannot be appended to the store at path (its header is another one), or None."""
+    try:
+        with open(path, newline="") as f:
+            first = f.readline()
+    except FileNotFoundError:
+        return None
+    header = first.rstrip("\r\n")
+    if not first or header == HEADER or (not first.endswith("\n") and HEADER.startswith(header)):
+        return None  # empty, ours, or our header torn by a full disk (rewritten on the next append)
+    return "has other columns (written by an earlier paddle-cnns, or not a results file)"
+
+
+def _records(text: str):
+    """(line number, text) of each row; a quoted newline of an older store stays inside its row,
+    but a row whose quote never closes before the next row starts is cut off there (torn)."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    buf, start, quotes = [], 0, 0
+    for number, line in enumerate(lines, 1):
+        if buf and quotes % 2 and _ROW_START.match(line):
+            yield start, "\n".join(buf)
+            buf, quotes = [], 0
+        if not buf:
+            start = number
+        buf.append(line)
+        quotes += line.count('"')
+        if quotes % 2 == 0:
+            yield start, "\n".join(buf)
+            buf, quotes = [], 0
+    if buf:
+        yield start, "\n".join(buf)
+
+
+def _problem(text: str, header: list) -> tuple[list | None, str]:
+    """The row's fields, or None and what is wrong with it."""
+    try:
+        rows = list(csv.reader(io.StringIO(text), strict=True))
+    except csv.Error as e:
+        return None, f"unreadable ({e})"
+    if len(rows) != 1 or len(rows[0]) != len(header):
+        n = sum(len(r) for r in rows)
+        return None, f"torn or malformed: {n} fields, the header has {len(header)}"
+    fields = rows[0]
+    for name, value in zip(header, fields):
+        if name in JSON_COLUMNS and value:
+            try:
+                json.loads(value)
+            except ValueError:
+                return None, f"torn or malformed: column {name} is not valid JSON"
+    return fields, ""
+
+
+def parse_store(text: str) -> tuple[list, list, list]:
+    """(header, good rows as field lists, [(line number, problem)] of the bad ones)."""
+    records = iter(_records(text))
+    first = next(records, None)
+    if first is None:
+        return [], [], []
+    header = next(csv.reader([first[1]]))
+    good, bad = [], []
+    for number, record in records:
+        fields, problem = _problem(record, header)
+        if fields is None:
+            bad.append((number, problem))
+        else:
+            good.append(fields)
+    return header, good, bad
+
+
+def _present(text: str, row: dict) -> bool:
+    """Whether the store's text already holds this attempt's final row."""
+    if not row.get("attempt") or row.get("status") not in FINAL_STATUSES:
+        return False
+    header, good, _ = parse_store(text)
+    if not {"run_id", "attempt", "status"} <= set(header):
+        return False
+    at = [header.index(c) for c in ("run_id", "attempt", "status")]
+    key = (row["run_id"], row["attempt"], row["status"])
+    return any(tuple(r[i] for i in at) == key for r in good)
+
+
+def append_row(path: str, row: dict) -> bool:
+    """Append one row under an exclusive lock: concurrent runs never interleave or lose rows.
+
+    Returns False (and writes nothing) when this attempt's final row is already there. A failed
+    write is cut back off; a torn row left anyway (by an older version, say) ends on its own line.
+    """
     line = format_row(row)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "a+", newline="") as f:
@@ -65,16 +165,31 @@ def append_row(path: str, row: dict) -> None:
             fcntl.flock(f, fcntl.LOCK_EX)
         try:
             f.seek(0)
-            header = f.readline()
-            if not header:
-                f.write(",".join(COLUMNS) + "\n")
-            elif header.rstrip("\r\n") != ",".join(COLUMNS):
-                raise CNNsError(f"results file {path} has other columns (an older paddle-cnns?); "
-                                "move it away or write to a new results file")
+            text = f.read()
+            problem = store_problem(path)
+            if problem:
+                raise CNNsError(f"results file {path} {problem}; move it away or write to a new results file")
+            if _present(text, row):
+                return False
+            out = line
+            if "\n" not in text:  # empty, or only our header torn by a full disk: start over
+                f.truncate(0)
+                text, out = "", HEADER + "\n" + line
+            elif not text.endswith("\n"):
+                out = "\n" + line  # a torn last row: it stays on its own line, found and named by readers
             f.seek(0, os.SEEK_END)
-            f.write(line)  # one write of one whole line
-            f.flush()
-            os.fsync(f.fileno())
+            size = f.tell()
+            try:
+                faults.limit_writes(f.write, "results")(out)  # one write of one whole line
+                f.flush()
+                os.fsync(f.fileno())
+            except OSError:
+                try:  # cut the partial row back off, so the disk-full leaves no trace
+                    f.truncate(size)
+                except OSError:
+                    pass
+                raise
+            return True
         finally:
             if fcntl is not None:
                 fcntl.flock(f, fcntl.LOCK_UN)
@@ -93,28 +208,50 @@ def _upgrade_v1(df):
 
 
 def _upgrade_v2(df):
-    """Schema 2 (before data parallelism and streaming) -> schema 3: every run was one process."""
-    return df.assign(schema=3, stream=False, world_size=1, per_device_batch=df["batch_size"], sync_bn=False)
+    """Schema 2 (before rows named their attempt and the data's fingerprint) -> schema 3."""
+    return df.assign(schema=3, attempt="", data_fingerprint="")
+
+
+def _upgrade_v3(df):
+    """Schema 3 (before data parallelism and streaming) -> schema 4: every run was one process."""
+    return df.assign(schema=4, stream=False, world_size=1, per_device_batch=df["batch_size"], sync_bn=False)
 
 
 def read_results(path: str):
-    """The store as a pandas DataFrame (JSON columns decoded). Raises CNNsError if unreadable."""
+    """The store as a pandas DataFrame (JSON columns decoded). Raises CNNsError if unreadable.
+
+    A torn or malformed row is named on stderr and left out; every good row is kept (the
+    DataFrame's attrs["skipped_rows"] lists (line number, problem) of the ones left out).
+    """
     import pandas as pd
 
     if not os.path.exists(path):
         raise CNNsError(f"no results at {path} yet; train first: python -m ablations.run --variant all")
     try:
-        df = pd.read_csv(path)
+        with open(path, newline="", encoding="utf-8") as f:
+            header, good, bad = parse_store(f.read())
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows([header] + good)
+        df = pd.read_csv(io.StringIO(buf.getvalue()))
     except Exception as e:
         raise CNNsError(f"cannot read results file {path} ({type(e).__name__}: {e})") from e
-    if "schema" in df.columns and len(df) and set(df["schema"].astype(str)) == {"1"}:
+    for number, problem in bad:
+        print(f"warning: results file {path} line {number}: {problem}; row left out", file=sys.stderr)
+    schemas = set(df["schema"].astype(str)) if "schema" in df.columns and len(df) else set()
+    if schemas == {"1"}:
         df = _upgrade_v1(df)
-    if "schema" in df.columns and len(df) and set(df["schema"].astype(str)) == {"2"}:
+        schemas = {"2"}
+    if schemas == {"2"}:
         df = _upgrade_v2(df)
+        schemas = {"3"}
+    if schemas == {"3"}:
+        df = _upgrade_v3(df)
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise CNNsError(f"results file {path} lacks columns {', '.join(missing[:5])} "
                         "(written by an older paddle-cnns?); re-run the study into a new results file")
     for c in JSON_COLUMNS:
         df[c] = df[c].map(lambda v: json.loads(v) if isinstance(v, str) and v else None)
-    return df[COLUMNS + [c for c in df.columns if c not in COLUMNS]]
+    df = df[COLUMNS + [c for c in df.columns if c not in COLUMNS]]
+    df.attrs["skipped_rows"] = bad
+    return df

@@ -1,13 +1,22 @@
-"""python -m ablations.run: train model or trick variants with the shared loop, log and record them.
+"""python -m ablations.run: train models or trick variants with the shared loop; log and record each run.
 
-    python -m ablations.run --variant all_tricks --lr-decay     # one variant
-    python -m ablations.run --variant all --seeds 0,1,2         # the whole study, packed per core
-    python -m ablations.run --nproc-per-node 2 --variant googlenet_bn --recipe imagenet \
-        --dataset folder --data-dir PATH/TO/IMAGENET                   # one run, data parallel on 2 devices
+examples:
+    python -m ablations.run --variant all_tricks --lr-decay          # one variant
+    python -m ablations.run --variants baseline,gap --seeds 0,1,2     # two variants, three seeds each
+    python -m ablations.run --tricks batch_norm,leaky_relu,gap        # any trick combination
+    python -m ablations.run --variant all --recipe cpu                # the whole study, packed per core
+    python -m ablations.run --list                                    # names, groups and recipes
+    python -m ablations.run --nproc-per-node 2 --recipe imagenet --variant googlenet_bn \
+        --dataset folder --data-dir PATH/TO/IMAGENET                  # one run, data parallel on 2 devices
+
+Each run logs to LOGDIR/<variant>[+lrdecay]/s<seed>/<dataset>-<size>px (VisualDL: python -m
+ablations.visualdl), checkpoints to the same path under --checkpoint-dir, and appends one row
+to --results.
 """
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import tempfile
@@ -27,19 +36,15 @@ from paddle_cnns.errors import UsageError  # noqa: E402
 
 from . import launch, study  # noqa: E402
 from .config import RunConfig, Session  # noqa: E402
-from .devices import gpus_for, jobs_for  # noqa: E402
-from .console import StopFlag  # noqa: E402
+from .console import StopFlag, Ticker  # noqa: E402
+from .devices import placement  # noqa: E402
+from .results import store_problem  # noqa: E402
 from .runfolder import paths_for, triage  # noqa: E402
 from .sweep import run_packed, sequential  # noqa: E402
-from .trainer import load_data  # noqa: E402
+from .trainer import fingerprinted  # noqa: E402
 
 
 # ---------------------------------------------------------------- command line
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line and exit 2, instead of argparse's usage dump
-        cli.fail(f"{message} (see python -m ablations.run --help)")
-
 
 def _int_list(text: str) -> list[int]:
     try:
@@ -48,64 +53,86 @@ def _int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
 
 
+def _by_recipe(field: str) -> str:
+    """'default: the recipe's (article 60, cpu 5)', from the recipes themselves."""
+    values = {name: getattr(r, field) for name, r in study.RECIPES.items()}
+    if len(set(values.values())) == 1:
+        return f"default: the recipe's ({next(iter(values.values()))} in every recipe)"
+    return "default: the recipe's (" + ", ".join(f"{name} {v}" for name, v in values.items()) + ")"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = Parser(prog="python -m ablations.run", description=__doc__,
-               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    what = p.add_argument_group("what to train (one of)")
-    what.add_argument("--variant", help="a model or trick variant (see --list), or a group: all, tricks, classics")
-    what.add_argument("--variants", help="comma-separated variants and/or groups")
-    what.add_argument("--tricks", help="an ad-hoc trick set, e.g. batch_norm,gap (tricks: %s)" % ", ".join(Tricks.names()))
+    p = cli.Parser(prog="python -m ablations.run", description=__doc__)
+    what = p.add_argument_group("what to train (exactly one of --variant, --variants, --tricks)")
+    what.add_argument("--variant", metavar="NAME",
+                      help="a model or trick variant (see --list), or a group: all, tricks, classics")
+    what.add_argument("--variants", metavar="A,B", help="comma-separated variants and/or groups")
+    what.add_argument("--tricks", metavar="T1,T2",
+                      help="an ad-hoc trick set, e.g. batch_norm,gap (tricks: %s)" % ", ".join(Tricks.names()))
     what.add_argument("--list", action="store_true", help="list variants, groups and recipes, then exit")
     data = p.add_argument_group("data")
-    data.add_argument("--dataset", default="caltech16", choices=DATASETS)
-    data.add_argument("--data-dir", help="dataset folder, or for caltech16 a Caltech-101 archive/folder or an "
-                                         "AI Studio folder (default: data/<dataset>)")
-    data.add_argument("--image-size", type=int, help="input size in px (default: the recipe's, raised to "
-                                                     "each model's minimum)")
-    data.add_argument("--augment", action="store_true", help="random crop, flip and small rotation (seed 003)")
-    data.add_argument("--max-per-class", type=int, help="use at most this many images per class and split (quick runs)")
-    data.add_argument("--cache", choices=("auto", "on", "off"), help="decode every image once into a uint8 cache "
-                      "(on), or read and decode JPEGs per batch with loader workers (off: folder and caltech16 "
-                      "datasets); auto: off when the cache would exceed --cache-limit (default: auto; off for "
-                      "--recipe imagenet)")
-    data.add_argument("--cache-limit", type=float, default=8.0, metavar="GIB", help="GiB a decoded cache may take with --cache auto")
-    data.add_argument("--loader-workers", type=int, default=2, metavar="N", help="processes decoding JPEGs for a run without "
-                                                                    "cache (per data-parallel process)")
-    rec = p.add_argument_group("recipe (flags override the recipe's values)")
-    rec.add_argument("--recipe", default="auto", help="auto (seed on a GPU, cpu otherwise), seed or cpu; see --list")
-    rec.add_argument("--epochs", type=int)
-    rec.add_argument("--batch-size", type=int)
-    rec.add_argument("--lr", type=float)
-    rec.add_argument("--optimizer", choices=OPTIMIZERS)
-    rec.add_argument("--momentum", type=float)
-    rec.add_argument("--weight-decay", type=float)
-    rec.add_argument("--lr-decay", action="store_true", help="piecewise x0.1 at 50%% and 75%% of the epochs")
-    rec.add_argument("--decay-epochs", type=_int_list, help="with --lr-decay: the epochs to decay at, e.g. 30,45")
-    rec.add_argument("--seed", type=int, help="one seed (default 0)")
-    rec.add_argument("--seeds", type=_int_list, help="repeat each variant for these seeds, e.g. 0,1,2")
+    data.add_argument("--dataset", default="caltech16", choices=DATASETS, help="which dataset")
+    data.add_argument("--data-dir", metavar="PATH",
+                      help="dataset folder; for caltech16 also a Caltech-101 archive or folder (prepared on "
+                           "first use) or an AI Studio folder (default: data/<dataset>)")
+    data.add_argument("--image-size", type=int, metavar="PX",
+                      help="input size in px (default: the recipe's, raised to each model's minimum)")
+    data.add_argument("--augment", action="store_true",
+                      help="random crop, flip and small rotation, as the ImageNet GoogLeNet-BN write-up")
+    data.add_argument("--max-per-class", type=int, metavar="N",
+                      help="use at most N images per class and split, for quick runs (default: all)")
+    data.add_argument("--cache", choices=("auto", "on", "off"),
+                      help="on: decode every image once into a uint8 cache; off: read and decode the JPEGs per "
+                           "batch with loader workers (folder and caltech16); auto: off when the cache would "
+                           "exceed --cache-limit (default: auto; off for --recipe imagenet)")
+    data.add_argument("--cache-limit", type=float, default=8.0, metavar="GIB",
+                      help="GiB a decoded cache may take with --cache auto")
+    data.add_argument("--loader-workers", type=int, default=2, metavar="N",
+                      help="processes decoding JPEGs for a run without cache (per data-parallel process)")
+    rec = p.add_argument_group("recipe (a named set of training values; the flags below override them)")
+    rec.add_argument("--recipe", default="auto", metavar="NAME",
+                     help="auto (the article's recipe on a GPU, cpu otherwise), article, cpu or imagenet; --list "
+                          "shows their values. 'seed' is the deprecated old name of 'article'")
+    rec.add_argument("--epochs", type=int, metavar="N", help=_by_recipe("epochs"))
+    rec.add_argument("--batch-size", type=int, metavar="N", help=_by_recipe("batch_size"))
+    rec.add_argument("--lr", type=float, help="learning rate; " + _by_recipe("lr"))
+    rec.add_argument("--optimizer", choices=OPTIMIZERS, help=_by_recipe("optimizer"))
+    rec.add_argument("--momentum", type=float, metavar="M", help=_by_recipe("momentum"))
+    rec.add_argument("--weight-decay", type=float, metavar="W", help="L2 weight decay; " + _by_recipe("weight_decay"))
+    rec.add_argument("--lr-decay", action="store_true", help="piecewise x0.1 after 50%% and 75%% of the epochs")
+    rec.add_argument("--decay-epochs", type=_int_list, metavar="E1,E2",
+                     help="with --lr-decay: the epochs after which to decay instead, e.g. 30,45")
+    seeds = p.add_argument_group("seeds (random initialisation and data order; not the recipe)")
+    seeds.add_argument("--seed", type=int, metavar="K", help="one seed (default: 0)")
+    seeds.add_argument("--seeds", type=_int_list, metavar="K1,K2", help="repeat each variant for these seeds, e.g. 0,1,2")
     run = p.add_argument_group("running")
-    run.add_argument("--device", default="auto", help="auto, cpu, gpu or gpu:N")
-    run.add_argument("--threads", type=int, help="CPU threads in all (default: every available core)")
-    run.add_argument("--jobs", type=int, help="runs trained at once, one process each, threads split between "
-                                              "them (default: one per core for several runs on a CPU, else 1)")
-    run.add_argument("--nproc-per-node", type=int, metavar="N", help="train each run data parallel in N processes (one per GPU, "
-                                                        "or CPU processes over gloo): shorthand for python -m "
-                                                        "paddle.distributed.launch --nproc_per_node N")
-    run.add_argument("--devices", metavar="IDS", help="GPU ids to use, e.g. 0,1: --jobs puts one run on each (default: every GPU); "
-                                       "with --nproc-per-node, the GPUs of the processes")
-    run.add_argument("--no-sync-bn", action="store_true", help="data parallel on GPUs: BatchNorm statistics per "
-                                                               "device instead of over the global batch")
+    run.add_argument("--device", default="auto", help="auto (a GPU when paddle sees one), cpu, gpu or gpu:N")
+    run.add_argument("--threads", type=int, metavar="N", help="CPU threads in all (default: every available core)")
+    run.add_argument("--jobs", type=int, metavar="N",
+                     help="runs trained at once, one process each, threads split between them (default: one "
+                          "per GPU on a GPU machine, one per core for several runs on a CPU, else 1)")
+    run.add_argument("--nproc-per-node", type=int, metavar="N",
+                     help="train each run data parallel in N processes (one per GPU, or CPU processes over "
+                          "gloo): shorthand for python -m paddle.distributed.launch --nproc_per_node N")
+    run.add_argument("--devices", metavar="IDS",
+                     help="GPU ids to use, e.g. 0,1: --jobs puts one run on each; with --nproc-per-node, the GPUs "
+                          "of its processes (default: every GPU)")
+    run.add_argument("--no-sync-bn", action="store_true",
+                     help="data parallel on GPUs: BatchNorm statistics per device instead of over the global batch")
     run.add_argument("--amp", action="store_true", help="mixed precision (GPU only)")
     run.add_argument("--plain-layers", action="store_true", help="use paddle's own layers instead of the faster drop-ins")
     run.add_argument("--resume", action="store_true", help="continue runs that stopped, from their last checkpoint")
-    run.add_argument("--force", action="store_true", help="retrain runs that already finished (their logs and "
-                                                          "checkpoints are replaced; results rows are kept)")
-    run.add_argument("--tag", default="", help="suffix for the run folders, to keep runs that differ in "
-                                               "recipe apart")
+    run.add_argument("--force", action="store_true",
+                     help="retrain runs that already finished (their logs and checkpoints are replaced; results "
+                          "rows are kept)")
+    run.add_argument("--tag", default="", metavar="NAME",
+                     help="appended to the run name as ~NAME, to keep runs apart that differ in anything the "
+                          "folder name lacks, e.g. the recipe (default: none)")
     out = p.add_argument_group("output")
-    out.add_argument("--logdir", default="logs", help="VisualDL logs, one folder per run")
-    out.add_argument("--checkpoint-dir", default="checkpoints", help="checkpoints, one folder per run")
-    out.add_argument("--results", default=os.path.join("results", "results.csv"), help="the results store (CSV)")
+    out.add_argument("--logdir", default="logs", metavar="DIR", help="VisualDL logs, one folder per run")
+    out.add_argument("--checkpoint-dir", default="checkpoints", metavar="DIR", help="checkpoints, one folder per run")
+    out.add_argument("--results", default=os.path.join("results", "results.csv"), metavar="CSV",
+                     help="the results store, one row per run")
     return p
 
 
@@ -150,9 +177,12 @@ def plan(args, on_gpu: bool) -> list:
                             optimizer=args.optimizer, momentum=args.momentum, weight_decay=args.weight_decay)
     _require(recipe.epochs >= 1, f"--epochs must be at least 1, got {recipe.epochs}")
     _require(recipe.batch_size >= 1, f"--batch-size must be at least 1, got {recipe.batch_size}")
-    _require(recipe.lr > 0, f"--lr must be positive, got {recipe.lr}")
-    _require(recipe.momentum >= 0, f"--momentum must be >= 0, got {recipe.momentum}")
-    _require(recipe.weight_decay >= 0, f"--weight-decay must be >= 0, got {recipe.weight_decay}")
+    # Comparisons alone let inf and nan through (nan > 0 is False, but so is nan <= 0).
+    _require(math.isfinite(recipe.lr) and recipe.lr > 0, f"--lr must be positive and finite, got {recipe.lr}")
+    _require(math.isfinite(recipe.momentum) and 0 <= recipe.momentum < 1,
+             f"--momentum must be in [0, 1), got {recipe.momentum}")
+    _require(math.isfinite(recipe.weight_decay) and 0 <= recipe.weight_decay < 1,
+             f"--weight-decay must be in [0, 1), got {recipe.weight_decay}")
     _require(args.image_size is None or args.image_size >= 1, f"--image-size must be positive, got {args.image_size}")
     _require(args.max_per_class is None or args.max_per_class >= 1,
              f"--max-per-class must be at least 1, got {args.max_per_class}")
@@ -174,6 +204,8 @@ def plan(args, on_gpu: bool) -> list:
     _check_writable(args.logdir, "--logdir")
     _check_writable(args.checkpoint_dir, "--checkpoint-dir")
     _check_writable(args.results, "--results", is_file=True)
+    problem = store_problem(args.results)  # found now, not after the runs have trained
+    _require(problem is None, f"--results {args.results} {problem}; choose a new --results file")
     runs = []
     for model, lr_decay in models:
         size = study.image_size_for(model, args.image_size, recipe)
@@ -197,15 +229,22 @@ def _list() -> None:
     print("trick variants:", ", ".join(study.TRICKS))
     print("groups: all (classics + tricks), tricks, classics; ad-hoc trick sets via --tricks "
           + ",".join(Tricks.names()[:2]) + ",...")
+    about = {"article": "the article's", "cpu": "sized for a 2-core CPU",
+             "imagenet": "the ImageNet GoogLeNet-BN write-up's set-up; streams, augments, decays the LR"}
     for r in study.RECIPES.values():
-        print(f"recipe {r.name}: {r.image_size} px, {r.epochs} epochs, batch {r.batch_size}, "
-              f"{r.optimizer} lr {r.lr}, momentum {r.momentum}, weight decay {r.weight_decay}")
+        print(f"recipe {r.name} ({about.get(r.name, 'custom')}): {r.image_size} px, {r.epochs} epochs, "
+              f"batch {r.batch_size}, {r.optimizer} lr {r.lr}, momentum {r.momentum}, weight decay {r.weight_decay}")
+    print("recipe auto: article on a GPU, cpu otherwise; "
+          + "; ".join(f"{old}: deprecated name of {new}" for old, new in study.DEPRECATED_RECIPES.items()))
 
 
 @cli.main_guard
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    warning = study.deprecation(args.recipe)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
     if args.list:
         _list()
         return 0
@@ -218,14 +257,7 @@ def main(argv=None) -> int:
     device = runtime.set_device(args.device)
     on_gpu = device.startswith("gpu")
     runs = plan(args, on_gpu)
-    cores = max(1, runtime.available_cores() // world.local_size)  # each rank its share of the cores
-    threads = runtime.set_threads(args.threads or (cores if world.parallel else None))
-    gpus = gpus_for(args.devices, on_gpu, world.parallel)
-    jobs = jobs_for(args.jobs, len(runs), threads, gpus, launching or world.parallel)
-    if world.parallel:  # each rank its own GPU (the launcher's choice)
-        device = runtime.set_device(distributed.device_for(world, on_gpu))
-    elif on_gpu and gpus and jobs == 1:
-        device = runtime.set_device(f"gpu:{gpus[0]}")
+    device, threads, gpus, jobs = placement(args, len(runs), world, device, launching)
     session = Session(logdir=args.logdir, checkpoint_dir=args.checkpoint_dir, results=args.results,
                       device="gpu" if jobs > 1 and gpus else device, threads=threads, resume=args.resume,
                       force=args.force, world_size=world.size, sync_bn=on_gpu and world.parallel and not args.no_sync_bn,
@@ -242,13 +274,15 @@ def main(argv=None) -> int:
               f"paddle {paddle.__version__}", flush=True)
     # Load (prepare, decode and cache) every dataset/size once, up front: data problems stop
     # here with one line and exit 2, and packed workers find the cache ready instead of racing.
-    loaded = set()
+    # A run's identity includes its data's fingerprint: a folder holding the run on other data
+    # is refused like one holding other flags. Loading each dataset here, once, also prepares and
+    # caches it before any worker starts (the processes of a data-parallel run one after another).
+    ticker = Ticker()
     with launch.one_at_a_time(world, DEFAULT_CACHE_DIR):
-        for cfg in runs:
-            key = (cfg.dataset, cfg.data_dir, cfg.recipe.image_size, cfg.augment, cfg.max_per_class, cfg.stream)
-            if key not in loaded:
-                loaded.add(key)
-                load_data(cfg)
+        runs = fingerprinted(runs, progress=ticker if world.is_main else None)
+    ticker.close()
+    for cfg in runs:
+        triage(cfg, paths_for(cfg, session), session)
     if launching:
         return launch.supervise(argv, args.nproc_per_node, os.path.join(args.checkpoint_dir, launch.LAUNCH_LOGS),
                                 args.devices)
@@ -273,8 +307,8 @@ def main(argv=None) -> int:
     if len(runs) > 1 and world.is_main:
         print(f"summary: {len(outcomes) - len(bad)} of {len(runs)} runs finished"
               + (f"; not finished: {', '.join(o['run_id'] + ' (' + o['status'] + ')' for o in bad)}" if bad else ""))
-        if not bad:
-            print(f"results: {args.results}; logs: visualdl --logdir {args.logdir} --language en")
+    if not bad and world.is_main:
+        print(f"results: {args.results}; curves: python -m ablations.visualdl --logdir {args.logdir}")
     return 1 if bad else 0
 
 

@@ -1,16 +1,28 @@
-"""A run's folders on disk: where its files live and what a folder found there means (skip, resume, fresh)."""
+"""A run's folders on disk: where its files live, who may write them (the run lock) and what a
+folder found there means (skip, resume, fresh)."""
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
 from dataclasses import dataclass
 
+from paddle_cnns.checkpoint import read_manifest
 from paddle_cnns.errors import UsageError
 
 from .config import RunConfig, Session
+from .results import append_row
+
+try:
+    import fcntl
+except ImportError:  # Windows (not a target): no run lock
+    fcntl = None
 
 DONE = ("finished", "diverged")  # outcomes a sweep does not redo (the same run would diverge again)
+LATEST, BEST, FINAL = "latest.pdckpt", "best.pdparams", "final.pdparams"  # the run's checkpoint set
+LOCK_NAME = "run.lock"
+LOCK_FD_VARIABLE = "PADDLE_CNNS_RUN_LOCK_FD"  # a packed worker inherits its run's lock from the parent
 
 
 @dataclass(frozen=True)
@@ -28,15 +40,15 @@ class RunPaths:
 
     @property
     def latest(self) -> str:
-        return self._in("latest.pdckpt")
+        return self._in(LATEST)
 
     @property
     def best(self) -> str:
-        return self._in("best.pdparams")
+        return self._in(BEST)
 
     @property
     def final(self) -> str:
-        return self._in("final.pdparams")
+        return self._in(FINAL)
 
     @property
     def outcome(self) -> str:
@@ -50,10 +62,31 @@ class RunPaths:
     def error_log(self) -> str:
         return self._in("error.log")
 
+    @property
+    def lock(self) -> str:
+        return self._in(LOCK_NAME)
+
     def clear(self) -> None:
-        """Remove the run's checkpoints and logs (a forced retrain starts from nothing)."""
-        for folder in (self.ckpt_dir, self.logdir):
-            shutil.rmtree(folder, ignore_errors=True)
+        """Remove the run's checkpoints and logs (a forced retrain starts from nothing); the lock
+        file stays, since the process clearing the folder holds it."""
+        if os.path.isdir(self.ckpt_dir):
+            for name in os.listdir(self.ckpt_dir):
+                path = self._in(name)
+                if name == LOCK_NAME:
+                    continue
+                if os.path.isdir(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    os.remove(path)
+        shutil.rmtree(self.logdir, ignore_errors=True)
+
+    def remove_temporaries(self) -> list:
+        """Delete leftover `*.tmp-PID` files of writes a kill interrupted; call with the run lock held,
+        when no other process can be writing here (so a reused PID cannot keep one alive)."""
+        stale = glob.glob(os.path.join(glob.escape(self.ckpt_dir), "*.tmp-*"))
+        for path in stale:
+            os.remove(path)
+        return stale
 
 
 def paths_for(cfg: RunConfig, session: Session) -> RunPaths:
@@ -73,10 +106,107 @@ def read_json(path: str):
 def write_json(path: str, obj) -> None:
     """Write JSON atomically: a kill leaves the old file or the new one, never half of one."""
     tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
+
+# ---------------------------------------------------------------- the run lock
+
+class RunBusy(UsageError):
+    """Another process is training this run (it holds the run folder's lock)."""
+
+
+_HELD: dict = {}  # lock path -> fd, for the locks this process holds
+
+
+def _holder(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            pid = f.read().strip()
+    except OSError:
+        pid = ""
+    return f" (pid {pid})" if pid.isdigit() else ""
+
+
+def busy_error(paths: RunPaths) -> RunBusy:
+    """The one-line refusal for a run another process holds, naming that process."""
+    return RunBusy(f"{paths.ckpt_dir} is being trained by another process{_holder(paths.lock)}; wait for it "
+                   "to finish (or stop it) and run the command again")
+
+
+def is_busy(paths: RunPaths) -> bool:
+    """Whether another process holds the run's lock (creates nothing)."""
+    if fcntl is None or os.path.abspath(paths.lock) in _HELD or not os.path.exists(paths.lock):
+        return False
+    try:
+        fd = os.open(paths.lock, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # novm (flags, not a union type)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # closing releases a lock we just took
+    return False
+
+
+def _inherited(path: str):
+    """The fd of this run's lock inherited from a packed sweep's parent, if that is what we got."""
+    fd = os.environ.get(LOCK_FD_VARIABLE, "")
+    if not fd.isdigit():
+        return None
+    try:
+        mine, theirs = os.fstat(int(fd)), os.stat(path)
+    except OSError:
+        return None
+    return int(fd) if (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino) else None
+
+
+def acquire(paths: RunPaths) -> int | None:
+    """Take the run's lock (an exclusive flock on run.lock), or raise RunBusy. Returns its fd.
+
+    The lock is the kernel's: a killed holder releases it, so it is never stale. A packed
+    worker adopts the lock its parent took for it (the same open file, inherited).
+    """
+    if fcntl is None:
+        return None
+    key = os.path.abspath(paths.lock)
+    if key in _HELD:
+        return _HELD[key]
+    os.makedirs(paths.ckpt_dir, exist_ok=True)
+    fd = _inherited(paths.lock)
+    if fd is None:
+        fd = os.open(paths.lock, os.O_RDWR | os.O_CREAT, 0o644)  # novm (flags, not a union type)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # novm (flags, not a union type)
+    except OSError:
+        os.close(fd)
+        raise busy_error(paths) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    _HELD[key] = fd
+    return fd
+
+
+def release(paths: RunPaths, handed_over: bool = False) -> None:
+    """Release the run's lock; handed_over: only close our copy (a worker we started holds it now)."""
+    fd = _HELD.pop(os.path.abspath(paths.lock), None)
+    if fd is None:
+        return
+    if not handed_over:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+
+
+# ---------------------------------------------------------------- what a folder means
 
 def saved_config(paths: RunPaths) -> RunConfig | None:
     """The settings a run folder was created with, or None for an empty (or foreign) folder."""
@@ -87,24 +217,53 @@ def saved_config(paths: RunPaths) -> RunConfig | None:
         return None
 
 
+def has_checkpoint(paths: RunPaths) -> bool:
+    """Whether the folder's committed set holds a resumable checkpoint."""
+    manifest = read_manifest(paths.ckpt_dir)
+    if manifest is None:  # a folder written by an earlier paddle-cnns, without a manifest
+        return os.path.exists(paths.latest)
+    return LATEST in manifest["files"]
+
+
+def _unknown_fingerprint(saved: dict, mine: dict) -> bool:
+    # Before the data is loaded a run's fingerprint is not known yet, and folders of an earlier
+    # paddle-cnns never recorded one: compared only when both sides have it.
+    return not saved.get("data_fingerprint") or not mine.get("data_fingerprint")
+
+
 def triage(cfg: RunConfig, paths: RunPaths, session: Session) -> str:
-    """'skip' (already done), 'resume', 'fresh' or 'force'; UsageError when the folder conflicts."""
+    """'skip' (already done), 'resume', 'fresh' or 'force'; UsageError when the folder conflicts
+    (other settings, other data, or another process training it)."""
+    if is_busy(paths):
+        raise busy_error(paths)
     if session.force:
         return "force"
     saved = read_json(paths.config)
     if saved is None:
         return "fresh"
     mine = cfg.identity()
-    if {k: v for k, v in saved.items() if k != "data_dir"} != mine:
-        changed = sorted(k for k in set(mine) | set(saved) - {"data_dir"} if saved.get(k) != mine.get(k))
-        raise UsageError(f"{paths.ckpt_dir} holds a run with other settings ({', '.join(changed)}); "
+    ignored = {"data_dir"} | ({"data_fingerprint"} if _unknown_fingerprint(saved, mine) else set())
+    changed = sorted(k for k in (set(mine) | set(saved)) - ignored if saved.get(k) != mine.get(k))
+    if changed:
+        what = ", ".join("data: other images or classes" if k == "data_fingerprint" else k for k in changed)
+        raise UsageError(f"{paths.ckpt_dir} holds a run with other settings ({what}); "
                          "pass --tag NAME to keep both, or --force to replace it")
     outcome = read_json(paths.outcome) or {}
     if outcome.get("status") in DONE:
         return "skip"
-    if os.path.exists(paths.latest):
+    if has_checkpoint(paths):
         if not session.resume:
             raise UsageError(f"run {cfg.run_id} stopped before finishing; pass --resume to continue it "
                              "or --force to start it over")
         return "resume"
     return "fresh"
+
+
+def skip_outcome(paths: RunPaths, session: Session) -> dict:
+    """A done run's saved outcome. Its results row goes into the session's store unless it is
+    there already: a finished run pointed at a new --results is recorded there too, once."""
+    outcome = dict(read_json(paths.outcome) or {})
+    row = outcome.pop("row", None)
+    if row:
+        append_row(session.results, row)
+    return {**outcome, "skipped": True}

@@ -1,5 +1,11 @@
-"""python -m ablations.summary NAME: output shape, parameters and MACs per block, d2l-style."""
-import argparse
+"""python -m ablations.summary NAME: output shape, parameters and MACs per block, as the d2l chapters print them.
+
+examples:
+    python -m ablations.summary all_tricks --image-size 32
+    python -m ablations.summary googlenet --image-size 96 --in-channels 1 --num-classes 10
+"""
+from __future__ import annotations
+
 import sys
 
 from . import cli
@@ -8,11 +14,6 @@ cli.quiet_paddle_logs()
 
 from paddle_cnns import Tricks, list_models  # noqa: E402
 from paddle_cnns.summary import Summary, summary  # noqa: E402
-
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message):
-        cli.fail(f"{message} (see python -m ablations.summary --help)")
 
 
 def format_summary(s: Summary) -> str:
@@ -35,16 +36,19 @@ def format_summary(s: Summary) -> str:
     return "\n".join(out)
 
 
-@cli.main_guard
-def main(argv=None) -> int:
-    p = Parser(prog="python -m ablations.summary", description=__doc__,
-               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def build_parser() -> cli.Parser:
+    p = cli.Parser(prog="python -m ablations.summary", description=__doc__)
     p.add_argument("name", help="a model or trick variant: " + ", ".join(list_models())
                    + f"; or an ad-hoc trick set tricks-a+b (tricks: {', '.join(Tricks.names())})")
-    p.add_argument("--image-size", type=int, default=224)
-    p.add_argument("--in-channels", type=int, default=3)
-    p.add_argument("--num-classes", type=int, default=16)
-    args = p.parse_args(argv)
+    p.add_argument("--image-size", type=int, default=224, metavar="PX", help="input height and width")
+    p.add_argument("--in-channels", type=int, default=3, metavar="C", help="3 for RGB, 1 for grayscale")
+    p.add_argument("--num-classes", type=int, default=16, metavar="N", help="outputs of the last layer")
+    return p
+
+
+@cli.main_guard
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     print(format_summary(summary(args.name, args.image_size, args.in_channels, args.num_classes)))
     return 0
 

@@ -11,12 +11,46 @@ from . import cli
 from .config import Session
 from .console import StopFlag, describe
 from .devices import DevicePool, worker_env
-from .runfolder import paths_for, read_json, triage, write_json
+from .runfolder import (LOCK_FD_VARIABLE, RunBusy, acquire, paths_for, read_json, release, skip_outcome, triage,
+                        write_json)
+
+PARENT_VARIABLE = "PADDLE_CNNS_PARENT_PID"  # a worker stops when this process is gone (worker.py)
 
 
 def worker_argv(config_path: str, session: Session) -> list:
     """The command that trains the run saved in `config_path` in a worker process."""
     return [sys.executable, "-m", "ablations.worker", config_path, json.dumps(session.to_json(), sort_keys=True)]
+
+
+def _start_worker(cfg, paths, session: Session, child: Session, device: int | None = None, command=worker_argv):
+    """Prepare the run's folder under its lock and start its worker, which inherits the lock.
+
+    None when the run is already done (its outcome then recorded by the caller); RunBusy when
+    another process trains it. The lock passes to the worker as an inherited open file, so no
+    other process can slip in between this check and the worker's start.
+    """
+    fd = acquire(paths)
+    try:
+        if triage(cfg, paths, session) == "skip":
+            return None
+        if session.force:
+            paths.clear()
+        os.makedirs(paths.ckpt_dir, exist_ok=True)
+        write_json(paths.config, cfg.to_json())
+        if os.path.exists(paths.outcome):  # an earlier attempt's 'failed': not this attempt's
+            os.remove(paths.outcome)
+        log = open(paths.log, "a")
+        env = {**os.environ, **cli.process_env(), "PYTHONUNBUFFERED": "1", PARENT_VARIABLE: str(os.getpid()),
+               **worker_env(device)}
+        if fd is not None:
+            env[LOCK_FD_VARIABLE] = str(fd)
+        proc = subprocess.Popen(command(paths.config, child), stdout=log, stderr=subprocess.STDOUT, env=env,
+                                pass_fds=() if fd is None else (fd,))
+    except BaseException:
+        release(paths)
+        raise
+    release(paths, handed_over=True)
+    return proc, log
 
 
 def run_packed(runs: list, session: Session, jobs: int, stop: StopFlag, devices: list | None = None,
@@ -28,40 +62,39 @@ def run_packed(runs: list, session: Session, jobs: int, stop: StopFlag, devices:
 
     Each worker writes its output to train.log in its checkpoint folder and its outcome to
     outcome.json; one failing worker does not stop the others. Skipping finished runs and
-    clearing --force'd folders happen here, before a worker (and its log file) exists.
+    clearing --force'd folders happen here, before a worker (and its log file) exists. Workers
+    stop (saving a checkpoint) when this process dies, even by kill -9. A run another process
+    is training stops the sweep from starting more: the ones running finish, then RunBusy.
     """
     per_job = max(1, session.threads // jobs)
     # No force for the workers: the parent has already cleared a forced run's folders.
     child = session.replace(threads=per_job, force=False)
     pending, active, outcomes = list(runs), {}, {}
     pool = DevicePool(devices)
-    total, started = len(runs), 0
+    total, started, busy = len(runs), 0, None
     while pending or active:
-        while pending and len(active) < jobs and not stop.requested:
+        while pending and len(active) < jobs and not stop.requested and busy is None:
             cfg = pending.pop(0)
             paths = paths_for(cfg, session)
-            mode = triage(cfg, paths, session)
             started += 1
-            if mode == "skip":
-                outcomes[cfg.run_id] = {**read_json(paths.outcome), "skipped": True}
+            device = pool.acquire()
+            try:
+                worker = _start_worker(cfg, paths, session, child, device, command)
+            except RunBusy as e:
+                pool.release(device)
+                busy = e
+                break
+            if worker is None:
+                pool.release(device)
+                outcomes[cfg.run_id] = skip_outcome(paths, session)
                 print(f"[{started}/{total}] {describe(outcomes[cfg.run_id])}", flush=True)
                 continue
-            if mode == "force":
-                paths.clear()
-            os.makedirs(paths.ckpt_dir, exist_ok=True)
-            write_json(paths.config, cfg.to_json())
-            if os.path.exists(paths.outcome):  # an earlier attempt's 'failed': not this attempt's
-                os.remove(paths.outcome)
-            log = open(paths.log, "a")
-            device = pool.acquire()
-            proc = subprocess.Popen(command(paths.config, child), stdout=log, stderr=subprocess.STDOUT,
-                                    env={**os.environ, **cli.process_env(), "PYTHONUNBUFFERED": "1",
-                                         **worker_env(device)})
+            proc, log = worker
             active[proc] = (cfg, paths, log, time.time(), device)
             where = f"GPU {device}, " if device is not None else ""
             print(f"[{started}/{total}] started {cfg.run_id} ({where}{per_job} thread{'s' if per_job > 1 else ''}; "
                   f"log {paths.log})", flush=True)
-        if stop.requested:
+        if stop.requested or busy is not None:
             pending.clear()
         time.sleep(0.2)
         for proc in [p for p in active if p.poll() is not None]:
@@ -74,8 +107,10 @@ def run_packed(runs: list, session: Session, jobs: int, stop: StopFlag, devices:
             elif outcome.get("status") is None:
                 outcome = {"run_id": cfg.run_id, "status": "failed",
                            "error": f"worker exited with code {proc.returncode}; see {paths.log}"}
-            outcomes[cfg.run_id] = outcome
+            outcomes[cfg.run_id] = {k: v for k, v in outcome.items() if k != "row"}
             print(f"[done {len(outcomes)}/{total}] {describe(outcome)} ({time.time() - t0:.0f}s)", flush=True)
+    if busy is not None:
+        raise busy
     return [outcomes[c.run_id] for c in runs if c.run_id in outcomes]
 
 

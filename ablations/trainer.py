@@ -5,49 +5,70 @@ import os
 import sys
 import time
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import paddle
 
-from paddle_cnns import create_model, get_spec
+from paddle_cnns import checkpoint, create_model, get_spec
 from paddle_cnns import distributed, fast
-from paddle_cnns.checkpoint import atomic_save, load_checkpoint, restore, save_checkpoint
 from paddle_cnns.data import make_datasets, make_loader, prepare_caltech16
 from paddle_cnns.distributed import SINGLE, World
 from paddle_cnns.engine import Diverged, Interrupted, TrainState, evaluate, fit, make_optimizer, piecewise_decay
 from paddle_cnns.errors import CNNsError, DataError, NotPrepared
 from paddle_cnns.summary import count_params, summarize_model
 
-from . import cli, faults
+from . import cli, faults, predictions, ranks
 from .config import RunConfig, Session
 from .console import Progress, StopFlag
 from .results import append_row
-from .runfolder import RunPaths, paths_for, read_json, triage, write_json
+from .checkpoints import CheckpointSink, start
+from .runfolder import (BEST, FINAL, LATEST, RunPaths, acquire, paths_for, read_json, release, skip_outcome, triage,
+                        write_json)
 from .vdl import HPARAM_METRICS, VisualDLSink
 
 MODES = ("skip", "resume", "fresh", "force")  # what triage() may find
 EVAL_BATCH = 64  # evaluation batches hold at least this many images (no gradients: memory allows)
 
 
-def load_data(cfg: RunConfig, workers: int = 0):
+def load_data(cfg: RunConfig, progress=None, workers: int = 0):
     """The run's datasets, downloading Caltech-101 first when Caltech-16 is not prepared and no
     data folder was given (the one-line error names the prepare command if that fails too).
-    A streamed run's JPEGs are decoded per batch by `workers` loader processes."""
+    progress: where the long first-time steps report (see make_datasets). A streamed run's
+    JPEGs are decoded per batch by `workers` loader processes."""
     def load():
         return make_datasets(cfg.dataset, cfg.data_dir, cfg.recipe.image_size, augment=cfg.augment,
-                             max_per_class=cfg.max_per_class, stream=cfg.stream, workers=workers)
+                             max_per_class=cfg.max_per_class, progress=progress, stream=cfg.stream,
+                             workers=workers)
     try:
-        return load()
+        bundle = load()
     except NotPrepared as e:
         if cfg.dataset != "caltech16" or cfg.data_dir is not None:
             raise
         print("Caltech-16 is not prepared yet: downloading the official Caltech-101 archive (131 MB) "
               "to prepare it", flush=True)
         try:
-            prepare_caltech16(None, download=True)
+            prepare_caltech16(None, download=True, progress=progress)
         except DataError as failed:
             raise DataError(f"{cli.explain(e)} - the download failed too ({failed})") from None
-        return load()
+        bundle = load()
+    for split, entry in bundle.info.get("cache", {}).items():
+        if entry.get("repaired") == "checksum":
+            print(f"note: the decoded {split} cache failed its checksum (damaged on disk); rebuilt it",
+                  file=sys.stderr, flush=True)
+    return bundle
+
+
+def fingerprinted(runs: list, progress=None) -> list:
+    """The runs with their data's fingerprint filled in (each dataset loaded once): a run's
+    identity includes the data it trains on, so resuming it on other data is refused."""
+    prints = {}
+    out = []
+    for cfg in runs:
+        key = (cfg.dataset, cfg.data_dir, cfg.recipe.image_size, cfg.augment, cfg.max_per_class, cfg.stream)
+        if key not in prints:
+            prints[key] = load_data(cfg, progress).info["data_fingerprint"]
+        out.append(cfg.replace(data_fingerprint=prints[key]))
+    return out
 
 
 @dataclass
@@ -94,31 +115,14 @@ def build(cfg: RunConfig, bundle, world: World = SINGLE, sync_bn: bool = False) 
     return job
 
 
-class CheckpointSink:
-    """After each epoch: the resumable checkpoint, and the best weights when the epoch is the best."""
-
-    def __init__(self, job: Job, paths: RunPaths, state: TrainState, cfg: RunConfig):
-        self.job, self.paths, self.state, self.cfg = job, paths, state, cfg
-        self.meta = {"run_id": cfg.run_id, "config": cfg.identity()}
-
-    def save(self) -> None:
-        j = self.job
-        save_checkpoint(self.paths.latest, j.model, j.optimizer, j.scheduler, self.state, self.cfg.seed, self.meta)
-
-    def __call__(self, row: dict) -> None:
-        self.save()
-        if self.state.best_epoch == row["epoch"]:
-            atomic_save(self.job.model.state_dict(), self.paths.best)
-
-
-def train(cfg: RunConfig, job: Job, paths: RunPaths, state: TrainState, stop: StopFlag, sinks: list) -> tuple:
+def train(cfg: RunConfig, job: Job, state: TrainState, stop: StopFlag, checkpoints: CheckpointSink,
+          sinks: list) -> tuple:
     """Run the loop to the end, feeding every epoch's row to the sinks; (status, error).
 
     Under data parallelism only rank 0 checkpoints and reports (the other ranks hold the same state)."""
     main = job.world.is_main
-    checkpoint = CheckpointSink(job, paths, state, cfg)
     progress = Progress(cfg.run_id, cfg.recipe.epochs, job.steps)
-    sinks = [checkpoint, *sinks, progress] if main else []
+    sinks = [checkpoints, *sinks, progress] if main else []
 
     def on_step(s: TrainState) -> None:
         if main:
@@ -139,16 +143,16 @@ def train(cfg: RunConfig, job: Job, paths: RunPaths, state: TrainState, stop: St
         return "diverged", error
     except Interrupted:
         if main:
-            checkpoint.save()
+            checkpoints.save()
         raise
     return "finished", ""
 
 
-def test_metrics(cfg: RunConfig, job: Job, paths: RunPaths) -> dict:
+def test_metrics(cfg: RunConfig, job: Job, checkpoints: CheckpointSink) -> dict:
     """Keep the final weights, then evaluate the best-eval checkpoint on the test split (eval if none)."""
     if job.world.is_main:
-        atomic_save(job.model.state_dict(), paths.final)
-        job.model.set_state_dict(paddle.load(paths.best))
+        checkpoints.save_final()
+        job.model.set_state_dict(checkpoints.best_weights())
     job.world.broadcast_state(job.model)  # rank 0 read the best weights: the other ranks get them from it
     split = "test" if job.bundle.test is not None else "eval"
     test = evaluate(job.model, job.loader(getattr(job.bundle, split), cfg), job.bundle.num_classes, job.world)
@@ -157,10 +161,10 @@ def test_metrics(cfg: RunConfig, job: Job, paths: RunPaths) -> dict:
 
 def results_row(cfg: RunConfig, status: str, error: str, session: Session, started: float,
                 job: Job | None = None, state: TrainState | None = None, test: dict | None = None,
-                logdir: str = "") -> dict:
+                logdir: str = "", attempt: str = "") -> dict:
     """{run, **identity, model and data facts, metrics, environment}: one row of the results store."""
     spec = get_spec(cfg.variant)
-    row = {"run_id": cfg.run_id, "name": cfg.name, "status": status, "error": error,
+    row = {"run_id": cfg.run_id, "attempt": attempt, "name": cfg.name, "status": status, "error": error,
            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **cfg.identity(),
            "family": spec.family, "model_revision": spec.revision, "wall_time_s": time.time() - started,
            "paddle_version": paddle.__version__, "device": session.device, "threads": session.threads,
@@ -204,49 +208,48 @@ def train_run(cfg: RunConfig, paths: RunPaths, mode: str, session: Session, stop
 
     Under data parallelism every rank trains; rank 0 alone writes the run's folders, VisualDL
     history, results row and outcome (resuming ranks all read rank 0's checkpoint)."""
+    started = time.time()
+    bundle = load_data(cfg, workers=session.loader_workers)
+    if bundle.info["data_fingerprint"] != cfg.data_fingerprint:
+        raise DataError(f"the data of run {cfg.run_id} changed while the command ran (its split lists or "
+                        "classes differ); run the command again")
     if world.is_main:
         if mode == "force":
             paths.clear()
         os.makedirs(paths.ckpt_dir, exist_ok=True)
         write_json(paths.config, cfg.to_json())
-    started = time.time()
-    bundle = load_data(cfg, session.loader_workers)
     with paddle.utils.unique_name.guard():  # the names optimizer checkpoints are keyed by
         job = build(cfg, bundle, world, session.sync_bn)
-        state = TrainState()
-        if mode == "resume":
-            state = restore(load_checkpoint(paths.latest), job.model, job.optimizer, job.scheduler)
-            if world.is_main:
-                print(f"{cfg.run_id}: resuming after epoch {state.epoch} step {state.step_in_epoch}", flush=True)
         if not world.is_main:
-            return _train_as_helper(cfg, job, paths, state, stop)
+            return ranks.follow(cfg, job, paths, mode, stop)
+        state, attempt, manifest = start(cfg, paths, mode, job)
+        checkpoints = CheckpointSink(job, paths, state, cfg, attempt, manifest)
         visualdl = VisualDLSink(paths.logdir, state.history)
         try:
-            status, error = train(cfg, job, paths, state, stop, [visualdl])
+            status, error = train(cfg, job, state, stop, checkpoints, [visualdl])
         except Interrupted:
             visualdl.close()
             raise
-        test = test_metrics(cfg, job, paths) if status == "finished" else {}
-    row = results_row(cfg, status, error, session, started, job, state, test, logdir=paths.logdir)
-    append_row(session.results, row)
+        test = test_metrics(cfg, job, checkpoints) if status == "finished" else {}
+        if status == "finished":  # beside the results store, before its row: the report pairs runs per image
+            predictions.record(cfg, replace(job, world=SINGLE), session.results, test["split"])  # all of the split
+    row = results_row(cfg, status, error, session, started, job, state, test, paths.logdir, attempt)
+    # The log first: a log that cannot be written fails the run before a 'finished' row exists.
     visualdl.finish(hparams(cfg), {k: row[k] for k in HPARAM_METRICS})
     visualdl.close()
-    outcome = {"run_id": cfg.run_id, "status": status, "error": error, "best_eval_acc": row["best_eval_acc"],
-               "test_acc": row["test_acc"], "wall_time_s": row["wall_time_s"]}
-    write_json(paths.outcome, outcome)
-    if status == "finished" and os.path.exists(paths.latest):
-        # Done: the optimizer state is of no further use and doubles the disk a run takes
-        # (0.5 GB for a trick CNN at 32 px). final.pdparams and best.pdparams stay.
-        os.remove(paths.latest)
-    return outcome
-
-
-def _train_as_helper(cfg: RunConfig, job: Job, paths: RunPaths, state: TrainState, stop: StopFlag) -> dict:
-    """A data-parallel rank other than 0: train and evaluate alongside rank 0, write nothing."""
-    status, error = train(cfg, job, paths, state, stop, [])
-    test = test_metrics(cfg, job, paths) if status == "finished" else {}
-    return {"run_id": cfg.run_id, "status": status, "error": error, "best_eval_acc": state.best_eval_acc,
-            "test_acc": test.get("acc")}
+    append_row(session.results, row)  # once per attempt: a resumed run finds its row there
+    faults.hit("after_row_append")
+    outcome = {"run_id": cfg.run_id, "attempt": attempt, "status": status, "error": error,
+               "best_eval_acc": row["best_eval_acc"], "test_acc": row["test_acc"],
+               "test_split": row["test_split"], "wall_time_s": row["wall_time_s"], "row": row}
+    try:
+        write_json(paths.outcome, outcome)  # the run is done from here on
+        if status == "finished":
+            checkpoints.drop_latest()
+    except OSError as e:  # recorded already: not a failure (a 'failed' row would be a second row)
+        print(f"{cfg.run_id}: recorded, but its folder could not be marked done ({e}); --resume completes "
+              "that without training", file=sys.stderr, flush=True)
+    return {k: v for k, v in outcome.items() if k != "row"}
 
 
 def record_failure(cfg: RunConfig, session: Session, error: str, started: float) -> dict:
@@ -259,27 +262,45 @@ def record_failure(cfg: RunConfig, session: Session, error: str, started: float)
 
 
 def run_here(cfg: RunConfig, session: Session, stop: StopFlag) -> dict:
-    """Train one run in this process; any failure becomes a 'failed' outcome (one line, log kept)."""
+    """Train one run in this process, holding its folder's lock; any failure becomes a 'failed'
+    outcome (one line, log kept). Another process training the run raises RunBusy."""
+    if not cfg.data_fingerprint:  # a caller that did not load the data first
+        cfg = fingerprinted([cfg])[0]
     paths = paths_for(cfg, session)
     world = distributed.launched() if session.world_size > 1 else SINGLE
-    mode = triage(cfg, paths, session)
-    if world.parallel:  # every rank does what rank 0 found, whatever it finds on disk by now
-        mode = MODES[int(world.all_sum([MODES.index(mode) if world.is_main else 0])[0])]
-    if mode == "skip":
-        return {**read_json(paths.outcome), "skipped": True}
-    started = time.time()
+    main = world.is_main  # under data parallelism rank 0 holds the lock and writes; the others follow it
+    if main:
+        acquire(paths)
     try:
-        return train_run(cfg, paths, mode, session, stop, world)
-    except (Interrupted, KeyboardInterrupt):
-        raise
-    except CNNsError as e:
-        if not world.is_main:  # rank 0 records the run; the other ranks' errors go to their logs
+        if main and os.path.isdir(paths.ckpt_dir):  # what a kill left: finish its commit, drop its temporaries
+            checkpoint.recover(paths.ckpt_dir, (LATEST, BEST, FINAL))
+            paths.remove_temporaries()
+        mode = triage(cfg, paths, session) if main else None
+        if world.parallel:  # every rank does what rank 0 found
+            mode = MODES[int(world.all_sum([MODES.index(mode) if main else 0])[0])]
+        if mode == "skip":
+            if main:
+                return skip_outcome(paths, session)
+            return {**{k: v for k, v in (read_json(paths.outcome) or {}).items() if k != "row"}, "skipped": True}
+        started = time.time()
+        try:
+            return train_run(cfg, paths, mode, session, stop, world)
+        except (Interrupted, KeyboardInterrupt):
             raise
-        return record_failure(cfg, session, cli.explain(e), started)
-    except Exception as e:  # a bug or resource problem: keep the traceback, report one line
-        if not world.is_main:
-            raise
-        os.makedirs(paths.ckpt_dir, exist_ok=True)
-        with open(paths.error_log, "w") as f:
-            traceback.print_exc(file=f)
-        return record_failure(cfg, session, f"{type(e).__name__}: {e} (traceback in {paths.error_log})", started)
+        except CNNsError as e:
+            if not main:  # rank 0 records the run; the other ranks' errors go to their logs
+                raise
+            return record_failure(cfg, session, cli.explain(e), started)
+        except Exception as e:  # a bug or resource problem: keep the traceback, report one line
+            if not main:
+                raise
+            os.makedirs(paths.ckpt_dir, exist_ok=True)
+            try:
+                with open(paths.error_log, "w") as f:
+                    traceback.print_exc(file=f)
+            except OSError:  # a full disk, say: the one line below still says what happened
+                pass
+            return record_failure(cfg, session, f"{type(e).__name__}: {e} (traceback in {paths.error_log})", started)
+    finally:
+        if main:
+            release(paths)

@@ -4,7 +4,11 @@ import glob
 import os
 import time
 
-from visualdl import LogWriter
+from visualdl import LogReader, LogWriter
+
+from paddle_cnns.errors import CNNsError
+
+from . import faults
 
 # Epoch-row key -> VisualDL tag. The same tags in every run, so VisualDL overlays runs.
 SCALAR_TAGS = {
@@ -28,18 +32,24 @@ class VisualDLSink:
     start a second file. Instead it writes the full history (kept in the checkpoint, with the
     original wall times) into a new file and removes the older ones, whose content it repeats:
     the run's curves stay one continuous history.
+
+    VisualDL writes from a thread that only prints a warning when a write fails (a full disk),
+    so every flush is checked here: the file must have grown, and at the end it must read back
+    with every epoch. A log that could not be written fails the run instead of passing silently.
     """
 
     def __init__(self, logdir: str, history: list[dict] = ()):
+        faults.patch_visualdl()
         os.makedirs(logdir, exist_ok=True)
         old = log_files(logdir)
         # Name the file ourselves: the default name has one-second resolution, and two writers
         # in the same second would share (and interleave) one file.
         name = f"vdlrecords.{time.time_ns()}.log"
+        self.path, self.size, self.history = os.path.join(logdir, name), 0, history
         self.writer = LogWriter(logdir=logdir, file_name=name)
         for row in history:
             self._scalars(row)
-        self.writer.flush()
+        self._flush(bool(history))
         for path in old:
             if os.path.basename(path) != name:
                 os.remove(path)
@@ -51,9 +61,28 @@ class VisualDLSink:
                 self.writer.add_scalar(tag, float(row[key]), int(row["epoch"]),
                                        walltime=None if walltime is None else int(walltime * 1000))
 
+    def _flush(self, wrote: bool = True) -> None:
+        self.writer.flush()  # returns when the writer thread has tried every record
+        size = os.path.getsize(self.path) if os.path.exists(self.path) else 0
+        if wrote and size <= self.size:
+            raise CNNsError(f"the VisualDL log {self.path} could not be written (is the disk full?); "
+                            "free space, then continue the run with --resume")
+        self.size = size
+
+    def verify(self) -> None:
+        """Read the file back: every epoch's scalars must be there (a partly written record is not)."""
+        epochs = [int(r["epoch"]) for r in self.history]
+        try:
+            steps = [r.id for r in LogReader(file_path=self.path).get_data("scalar", SCALAR_TAGS["train_loss"])]
+        except Exception:  # VisualDL's reader raises assorted errors on a damaged file
+            steps = None
+        if steps != epochs:
+            raise CNNsError(f"the VisualDL log {self.path} does not read back (epochs {steps}, expected {epochs}; "
+                            "is the disk full?); free space, then continue the run with --resume")
+
     def __call__(self, row: dict) -> None:
         self._scalars(row)
-        self.writer.flush()  # a killed run keeps every epoch it finished
+        self._flush()  # a killed run keeps every epoch it finished
 
     def finish(self, hparams: dict, metrics: dict) -> None:
         # VisualDL's protobuf takes int, float or str; booleans and lists become strings.
@@ -63,7 +92,8 @@ class VisualDLSink:
         self.writer.add_hparams(clean, tags)
         for tag in tags:
             self.writer.add_scalar(tag, float(metrics[tag.split("/", 1)[1]]), 0)
-        self.writer.flush()
+        self._flush()
+        self.verify()
 
     def close(self) -> None:
         self.writer.close()

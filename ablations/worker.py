@@ -5,11 +5,45 @@ parent wrote into the run's checkpoint folder, so nothing is re-parsed from flag
 """
 from __future__ import annotations
 
+import ctypes
 import json
+import os
+import signal
 import sys
+import threading
+import time
 
 from . import cli
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent() -> None:
+    """Stop (SIGTERM: saved at the next step, exit 130) when the sweep's parent dies, even by kill -9.
+
+    A re-parented worker would otherwise train on, and the next --resume would start a second
+    one on the same folder. Linux delivers the signal itself (prctl PR_SET_PDEATHSIG); elsewhere
+    a thread polls the parent's pid. A parent already gone before this ran is caught either way.
+    """
+    parent = os.environ.get("PADDLE_CNNS_PARENT_PID", "")
+    if not parent.isdigit():
+        return  # started by hand (or by an older parent)
+    try:
+        armed = ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM) == 0
+    except (OSError, AttributeError):
+        armed = False
+    if os.getppid() != int(parent):
+        os._exit(130)
+
+    def watch():
+        while os.getppid() == int(parent):
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+    if not armed:
+        threading.Thread(target=watch, daemon=True).start()
+
+
+die_with_parent()
 cli.prepare_process()  # before paddle is imported
 
 from paddle_cnns import runtime  # noqa: E402

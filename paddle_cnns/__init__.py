@@ -1,4 +1,4 @@
-"""paddle-cnns: the classic CNNs and seed 004's trick-CNN family for PaddlePaddle dygraph."""
+"""paddle-cnns: the classic CNNs and the article's trick-CNN family for PaddlePaddle dygraph."""
 from .errors import CNNsError, DataError, UsageError
 from .models.tricks import PARENTS, VARIANTS, Tricks
 from .registry import ModelSpec, create_model, get_spec, list_models

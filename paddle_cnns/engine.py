@@ -21,10 +21,14 @@ AUX_WEIGHT = 0.3  # GoogLeNet's auxiliary losses count 0.3 each (Szegedy et al. 
 
 
 class Diverged(Exception):
-    """The loss became NaN or infinite; the model's weights after this step are not usable."""
+    """The loss became NaN or infinite; the model's weights after this step are not usable.
 
-    def __init__(self, epoch: int, step: int):
-        super().__init__(f"non-finite loss at epoch {epoch} step {step}")
+    step None: the training losses were finite but the evaluation after the epoch was not.
+    """
+
+    def __init__(self, epoch: int, step: int | None):
+        where = f"loss at epoch {epoch} step {step}" if step is not None else f"eval loss after epoch {epoch}"
+        super().__init__(f"non-finite {where}")
         self.epoch, self.step = epoch, step
 
 
@@ -240,6 +244,8 @@ def _epoch_row(model, eval_loader, num_classes: int, state: TrainState, epoch: i
         # rank evaluates, and later saves, rank 0's.
         world.broadcast_state(model)
     ev = evaluate(model, eval_loader, num_classes, world)
+    if not math.isfinite(ev["loss"]):  # weights that give NaN/inf logits are no better than a NaN step
+        raise Diverged(epoch, None)
     row = {
         "epoch": epoch,
         "train_loss": p["loss_sum"] / p["n"], "train_acc": p["correct"] / p["n"],

@@ -10,7 +10,7 @@ from .errors import UsageError
 ACTIVATIONS = {
     "relu": nn.ReLU,
     "sigmoid": nn.Sigmoid,
-    "leaky_relu": nn.LeakyReLU,  # paddle's default slope 0.01, as the seed's nn.LeakyReLU()
+    "leaky_relu": nn.LeakyReLU,  # paddle's default slope 0.01, as the article's nn.LeakyReLU()
 }
 
 
@@ -39,7 +39,7 @@ def conv_block(in_channels, out_channels, kernel_size, stride=1, padding=0, act=
     """conv -> [BN] -> act, or conv -> act -> BN.
 
     norm=None: no BatchNorm; "pre": conv->BN->act (VGG-BN, GoogLeNet-BN, the usual order);
-    "post": conv->act->BN (seed 004's trick CNN applies BN after the activation; we keep it).
+    "post": conv->act->BN (the article's trick CNN applies BN after the activation; we keep it).
     With "pre" the conv has no bias: BN's shift makes it redundant (as in the BN paper).
     """
     if norm not in (None, "pre", "post"):
@@ -58,7 +58,7 @@ def fc_classifier(features: nn.Layer, in_channels: int, image_size: int, num_cla
     """AlexNet's and VGG's head: flatten, two hidden ReLU layers with dropout, linear logits.
 
     Its input width is the features' real output at `image_size`, so the head fits any size.
-    The logits stay linear: seed 004's AlexNet puts a ReLU after the last layer, which clips
+    The logits stay linear: the article's AlexNet puts a ReLU after the last layer, which clips
     every negative logit to 0 and stalls learning for classes whose scores start negative.
     """
     c, h, w = output_shape(features, in_channels, image_size)

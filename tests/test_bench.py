@@ -16,6 +16,7 @@ from ablations.bench.torch_models import describe
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.slow
 def test_tiny_train_benchmark_writes_csv_and_markdown_with_the_expected_columns(tmp_path):
     out = str(tmp_path / "train")
     rows = train.main(["--cases", "all_tricks:32:4", "--reps", "1", "--steps", "1", "--no-torch",

@@ -12,7 +12,7 @@ CFG = RunConfig("all_tricks", Recipe("cpu", 32, 5, 64, "momentum", 0.01), seed=2
 
 def test_name_and_run_id_come_from_variant_decay_tag_dataset_size_and_seed():
     assert CFG.name == "all_tricks+lrdecay~long"
-    assert CFG.run_id == "synthetic/32px/all_tricks+lrdecay~long/seed2"
+    assert CFG.run_id == "all_tricks+lrdecay~long/s2/synthetic-32px"
     assert RunConfig("gap", CFG.recipe).name == "gap"
 
 
@@ -37,5 +37,5 @@ def test_a_packed_worker_starts_from_the_runs_config_file_not_from_flags(tmp_pat
     paths = paths_for(CFG, session)
     argv = worker_argv(paths.config, session)
     assert argv[1:4] == ["-m", "ablations.worker", paths.config]
-    assert paths.config.endswith("ckpt/synthetic/32px/all_tricks+lrdecay~long/seed2/config.json")
+    assert paths.config.endswith("ckpt/all_tricks+lrdecay~long/s2/synthetic-32px/config.json")
     assert not any(a.startswith("--") for a in argv)  # nothing re-parsed from flag strings

@@ -30,7 +30,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # so uneven slices are covered too.
 TINY = ["--variant", "lenet", "--dataset", "synthetic", "--image-size", "32", "--max-per-class", "4",
         "--batch-size", "7", "--lr", "0.05", "--epochs", "3"]
-RUN_ID = "synthetic/32px/lenet/seed0"
+RUN_ID = "lenet/s0/synthetic-32px"
 
 
 def _env(**extra):
@@ -78,6 +78,7 @@ def two_ranks(tmp_path_factory):
 
 # ------------------------------------------------------------------ data-parallel runs, end to end
 
+@pytest.mark.slow
 def test_two_ranks_with_half_batches_match_one_process_with_the_whole_batch(one_process, two_ranks):
     (one, _), (two, _) = one_process, two_ranks
     for tag in ("train/loss", "train/acc", "eval/loss", "eval/acc"):
@@ -89,6 +90,7 @@ def test_two_ranks_with_half_batches_match_one_process_with_the_whole_batch(one_
         np.testing.assert_allclose(b[name], a[name], rtol=1e-4, atol=1e-6, err_msg=name)
 
 
+@pytest.mark.slow
 def test_data_parallel_run_records_one_row_with_world_size_and_one_visualdl_history(two_ranks):
     tmp, proc = two_ranks
     df = read_results(str(tmp / "results.csv"))
@@ -103,6 +105,7 @@ def test_data_parallel_run_records_one_row_with_world_size_and_one_visualdl_hist
     assert "LAUNCH" not in proc.stdout and proc.stderr.strip() == ""
 
 
+@pytest.mark.slow
 def test_a_killed_rank_stops_the_run_with_one_line_and_resume_finishes_it(two_ranks, tmp_path):
     ref, _ = two_ranks
     # Rank 1 dies (SIGKILL) after global step 7 (epoch 2, step 1); rank 0's next all_reduce fails.
@@ -128,6 +131,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_launchers_on_loopback_train_one_run_as_two_nodes(two_ranks, tmp_path):
     """Multi-node: paddle's launcher on each 'node' (--nnodes 2 --master), both on 127.0.0.1."""
     ref, _ = two_ranks
@@ -148,6 +152,7 @@ def test_two_launchers_on_loopback_train_one_run_as_two_nodes(two_ranks, tmp_pat
         np.testing.assert_allclose(b[name], a[name], rtol=1e-4, atol=1e-6, err_msg=name)
 
 
+@pytest.mark.slow
 def test_on_a_cpu_each_rank_normalises_batchnorm_over_its_own_shard(tmp_path):
     """No SyncBatchNorm on a CPU: the first step's loss is the mean of the two shards' losses,
     each with BatchNorm statistics of its own 5 images, not the loss of the batch of 10."""

@@ -16,6 +16,7 @@ def _sizes(name):
     return sorted({lo, max(lo, 64), max(lo, 96), 224})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("in_channels", [1, 3])
 @pytest.mark.parametrize("name", ALL)
 def test_every_model_gives_logits_and_backpropagates_at_every_size(name, in_channels):
@@ -175,7 +176,7 @@ def test_batch_norm_trick_adds_a_batchnorm_after_each_conv_activation_only():
     strip = lambda rows: [(r[0], r[2], r[3]) for r in rows]  # noqa: E731  (paths shift)
     assert strip([r for r in base if r[2] != "BatchNorm2D"]) == strip(sig)
     convs = [i for i, r in enumerate(base) if r[2] == "Conv2D"]
-    for i in convs:  # seed 004's order: conv -> activation -> BatchNorm
+    for i in convs:  # the article's order: conv -> activation -> BatchNorm
         assert base[i + 1][2] == "Sigmoid" and base[i + 2][2] == "BatchNorm2D"
 
 
@@ -297,6 +298,7 @@ TRAIN_LR = {"sigmoid": 0.05, "lenet": 0.05, "googlenet": 0.003, "googlenet_aux":
             **{f"vgg{depth}": 0.002 for depth in (11, 13, 16, 19)}}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ALL)
 def test_every_model_lowers_the_loss_in_30_steps_on_a_tiny_dataset(name):
     size = max(32, pc.get_spec(name).min_size)

@@ -61,9 +61,10 @@ def finished(tmp_path_factory):
     return tmp, proc
 
 
-RUN_ID = "synthetic/32px/all_tricks+lrdecay/seed0"
+RUN_ID = "all_tricks+lrdecay/s0/synthetic-32px"
 
 
+@pytest.mark.slow
 def test_first_line_names_recipe_dataset_device_and_threads(finished):
     _, proc = finished
     first = proc.stdout.splitlines()[0]
@@ -71,6 +72,7 @@ def test_first_line_names_recipe_dataset_device_and_threads(finished):
     assert "thread" in first
 
 
+@pytest.mark.slow
 def test_run_logs_shared_scalar_tags_per_epoch_to_visualdl(finished):
     tmp, _ = finished
     logdir = tmp / "logs" / RUN_ID
@@ -87,6 +89,7 @@ def test_run_logs_shared_scalar_tags_per_epoch_to_visualdl(finished):
     assert _scalars(logdir, "hparam/test_acc")[0][0] == 0
 
 
+@pytest.mark.slow
 def test_results_row_holds_tricks_recipe_metrics_and_costs(finished):
     tmp, _ = finished
     df = read_results(str(tmp / "results.csv"))
@@ -109,6 +112,7 @@ def test_results_row_holds_tricks_recipe_metrics_and_costs(finished):
     assert row.paddle_version == paddle.__version__ and row.device == "cpu"
 
 
+@pytest.mark.slow
 def test_finished_run_is_not_retrained_and_force_retrains(finished, tmp_path):
     tmp, _ = finished
     work = tmp_path / "copy"  # a copy: the finished run stays as it is for the other tests
@@ -135,6 +139,7 @@ def _train_until(tmp, args, fault):
     return proc.returncode, proc.stdout
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_weights_metrics_and_log_history(finished, tmp_path):
     ref_tmp, _ = finished
     args = ["--variant", "all_tricks", "--epochs", "3", "--lr-decay", *TINY]
@@ -155,6 +160,7 @@ def test_killed_run_resumes_to_the_same_weights_metrics_and_log_history(finished
         assert a[col] == b[col], col
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_mid_epoch_and_resume_finishes_identically(finished, tmp_path):
     ref_tmp, _ = finished
     args = ["--variant", "all_tricks", "--epochs", "3", "--lr-decay", *TINY]
@@ -168,6 +174,7 @@ def test_ctrl_c_saves_mid_epoch_and_resume_finishes_identically(finished, tmp_pa
     assert all(np.array_equal(ref[k], got[k]) for k in ref)
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_losses_and_packed_sweep_matches_sequential(tmp_path):
     seq, packed = tmp_path / "seq", tmp_path / "packed"
     seq.mkdir()
@@ -179,7 +186,7 @@ def test_same_seed_gives_identical_losses_and_packed_sweep_matches_sequential(tm
     out = _run(packed, *args, "--jobs", "2", "--threads", "2").stdout
     assert "2 runs, 2 at a time" in out and "summary: 2 of 2 runs finished" in out
     for variant in ("gap", "all_tricks"):
-        rid = f"synthetic/32px/{variant}/seed0"
+        rid = f"{variant}/s0/synthetic-32px"
         assert _scalars(seq / "logs" / rid, "train/loss") == _scalars(packed / "logs" / rid, "train/loss")
         assert os.path.exists(packed / "ckpt" / rid / "train.log")
 
@@ -205,13 +212,14 @@ def _poison(monkeypatch, epoch, step):
     monkeypatch.setattr(trainer, "make_loader", make_loader)
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_within_one_step_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     _poison(monkeypatch, epoch=2, step=3)
     assert run_cli.main(["--variant", "gap", "--epochs", "3", *TINY, "--results", "r.csv"]) == 1
     err = capsys.readouterr().err
     assert "non-finite loss at epoch 2 step 3; lower --lr" in err
-    ckpt = paddle.load(str(tmp_path / "checkpoints/synthetic/32px/gap/seed0/latest.pdckpt"))
+    ckpt = paddle.load(str(tmp_path / "checkpoints/gap/s0/synthetic-32px/latest.pdckpt"))
     assert ckpt["state"]["epoch"] == 1 and ckpt["state"]["step_in_epoch"] == 0
     assert all(np.isfinite(np.asarray(v)).all() for v in ckpt["model"].values())
     row = read_results("r.csv").iloc[0]
@@ -219,6 +227,7 @@ def test_non_finite_loss_stops_within_one_step_and_keeps_the_last_good_checkpoin
     assert row.epochs_done == 1
 
 
+@pytest.mark.slow
 def test_one_failing_variant_does_not_stop_the_sweep_and_the_exit_code_says_so(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     real = trainer.create_model
@@ -231,11 +240,11 @@ def test_one_failing_variant_does_not_stop_the_sweep_and_the_exit_code_says_so(t
     assert run_cli.main(["--variants", "gap,dropout", "--epochs", "1", "--jobs", "1", *TINY,
                          "--results", "r.csv"]) == 1
     out = capsys.readouterr().out
-    assert "summary: 1 of 2 runs finished; not finished: synthetic/32px/gap/seed0 (failed)" in out
+    assert "summary: 1 of 2 runs finished; not finished: gap/s0/synthetic-32px (failed)" in out
     df = read_results("r.csv")
     assert sorted(df.status) == ["failed", "finished"]
     assert "simulated crash" in df[df.variant == "gap"].iloc[0].error
-    assert os.path.exists("checkpoints/synthetic/32px/gap/seed0/error.log")
+    assert os.path.exists("checkpoints/gap/s0/synthetic-32px/error.log")
 
 
 @pytest.mark.parametrize("args,message", [
@@ -290,6 +299,7 @@ def _free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_visualdl_server_serves_the_runs_scalars_over_http(finished):
     tmp, _ = finished
     port = _free_port()
@@ -321,12 +331,13 @@ def test_visualdl_server_serves_the_runs_scalars_over_http(finished):
         server.wait(10)
 
 
+@pytest.mark.slow
 def test_readme_main_job_runs_on_real_caltech16_and_is_logged(real_archive, tmp_path):
     """The README's main-job command on the real archive, at a CI-sized scale."""
     proc = _run(tmp_path, "--variant", "all_tricks", "--lr-decay", "--data-dir", real_archive,
                 "--image-size", "32", "--epochs", "2", "--max-per-class", "6")
     assert "dataset caltech16" in proc.stdout.splitlines()[0]
-    rid = "caltech16/32px/all_tricks+lrdecay/seed0"
+    rid = "all_tricks+lrdecay/s0/caltech16-32px"
     assert [s for s, _ in _scalars(tmp_path / "logs" / rid, "eval/acc")] == [1, 2]
     row = read_results(str(tmp_path / "results.csv")).iloc[0]
     assert row.status == "finished" and row.dataset == "caltech16" and row.num_classes == 16

@@ -96,6 +96,7 @@ def _run(tmp, *args):
                           env={**os.environ, "PYTHONPATH": ROOT, "PYTHONUNBUFFERED": "1"})
 
 
+@pytest.mark.slow
 def test_imagenet_recipe_streams_a_folder_and_a_folder_over_the_cache_limit_streams_too(folder, tmp_path):
     # The recipe: GoogLeNet-BN with augmentation, piecewise decay, streamed (sizes cut for a CPU test).
     proc = _run(tmp_path, "--recipe", "imagenet", "--variant", "googlenet_bn", "--dataset", "folder", "--data-dir",

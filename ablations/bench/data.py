@@ -26,19 +26,15 @@ import sys
 import tempfile
 import time
 
+from ablations import cli
 from ablations.cli import main_guard, quiet_paddle_logs
-from ablations.prepare import HelpFormatter as HelpFormatterBase
 
 LOADER_TARGET = 10.0
 OVERHEAD_TARGET = 0.05
 
 
-class HelpFormatter(HelpFormatterBase, argparse.RawDescriptionHelpFormatter):
-    pass
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ablations.bench data", description=__doc__, formatter_class=HelpFormatter)
+    p = cli.Parser(prog="python -m ablations.bench data", description=__doc__)
     p.add_argument("--data-dir", default="data/caltech16", help="prepared Caltech-16 (label lists + images/)")
     p.add_argument("--source", default=None, help="Caltech-101 archive to prepare --data-dir from first, if needed")
     p.add_argument("--sizes", type=int, nargs="+", default=[64, 224], help="image sizes whose cache build is timed")

@@ -31,16 +31,16 @@ TARGET = 1.6  # issue 6: packed >= 1.6x faster than sequential on 2 cores
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ablations.bench sweep", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = cli.Parser(prog="python -m ablations.bench sweep", description="\n\n".join(__doc__.split("\n\n")[:2]))
     p.add_argument("--variants", default="sigmoid,baseline,gap,all_tricks", help="variants to train")
     p.add_argument("--seeds", default="0", help="comma-separated seeds (runs = variants x seeds)")
-    p.add_argument("--dataset", default="synthetic")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--image-size", type=int, default=64)
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--max-per-class", type=int, default=None)
+    p.add_argument("--dataset", default="synthetic", help="as ablations.run --dataset")
+    p.add_argument("--data-dir", default=None, metavar="PATH", help="as ablations.run --data-dir")
+    p.add_argument("--image-size", type=int, default=64, metavar="PX", help="input size of every run")
+    p.add_argument("--epochs", type=int, default=3, metavar="N", help="epochs of every run")
+    p.add_argument("--batch-size", type=int, default=32, metavar="N", help="batch size of every run")
+    p.add_argument("--max-per-class", type=int, default=None, metavar="N",
+                   help="as ablations.run --max-per-class (default: all images)")
     p.add_argument("--jobs", type=int, default=None, help="packed runs at once (default: one per core)")
     p.add_argument("--threads", type=int, default=None, help="threads in all (default: every core)")
     p.add_argument("--reps", type=int, default=1, help="repetitions of each way (alternating; medians)")

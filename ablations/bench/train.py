@@ -22,6 +22,7 @@ import argparse
 import sys
 import time
 
+from ablations import cli
 from ablations.cli import main_guard, quiet_paddle_logs
 
 from . import common
@@ -249,8 +250,7 @@ def targets_text(rows: list[dict]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ablations.bench train", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = cli.Parser(prog="python -m ablations.bench train", description="\n\n".join(__doc__.split("\n\n")[:2]))
     p.add_argument("--cases", default="default",
                    help="model:px[:batch],... or a preset: " + "; ".join(f"{k} = {v}" for k, v in PRESETS.items()))
     p.add_argument("--batch", type=int, default=32, help="batch size where a case gives none")

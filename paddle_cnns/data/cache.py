@@ -3,9 +3,11 @@
 A cache entry is two files, `<stem>.npy` (uint8 [N, C, S, S]) and `<stem>.json` (its metadata).
 Both are written under temporary names and renamed, the .npy first and the .json last, so the
 .json is the done-marker: an .npy without it, or of another size than it records, is a build
-that was killed and is rebuilt, never read.
+that was killed and is rebuilt, never read. The .json also records the .npy's sha256, checked on
+every load: a file damaged at rest (bit-rot at the same size) is rebuilt, not trained on.
 """
 from __future__ import annotations
+
 import glob
 import hashlib
 import json
@@ -16,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 CACHE_VERSION = 1  # bump when decoding or resizing changes, so old entries are not reused
+_last_problem: dict = {}  # stem -> why load() refused it (for the rebuilt entry's metadata)
 
 
 def cache_key(**parts) -> str:
@@ -65,14 +68,28 @@ def _remove_stale_temporaries(stem: str) -> None:
             pass
 
 
+def file_sha256(path: str) -> str:
+    """sha256 of a file, read in 4 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def load(stem: str, key: str, shape: tuple) -> tuple[np.ndarray, dict] | None:
-    """The cached array (memory-mapped, read-only) and its metadata, or None if absent or incomplete."""
+    """The cached array (memory-mapped, read-only) and its metadata, or None if absent, incomplete
+    or damaged (its sha256 is not the one recorded when it was built)."""
+    _last_problem.pop(stem, None)
     try:
         with open(stem + ".json", encoding="utf-8") as f:
             meta = json.load(f)
         if meta.get("key") != key or tuple(meta.get("shape", ())) != tuple(shape):
             return None
         if os.path.getsize(stem + ".npy") != meta.get("npy_bytes"):
+            return None
+        if meta.get("sha256") != file_sha256(stem + ".npy"):  # entries of before the checksum: rebuilt once
+            _last_problem[stem] = "checksum" if meta.get("sha256") else "no checksum recorded"
             return None
         array = np.load(stem + ".npy", mmap_mode="r")
     except (OSError, ValueError, json.JSONDecodeError):
@@ -83,17 +100,21 @@ def load(stem: str, key: str, shape: tuple) -> tuple[np.ndarray, dict] | None:
 
 
 def load_or_build(cache_dir: str, name: str, key: str, shape: tuple,
-                  decode: Callable[[int], np.ndarray], meta: dict, with_stats: bool = False
-                  ) -> tuple[np.ndarray, dict]:
+                  decode: Callable[[int], np.ndarray], meta: dict, with_stats: bool = False,
+                  progress=None) -> tuple[np.ndarray, dict]:
     """Return the cached uint8 array of `shape` for `key`, building it with decode(i) -> row i if needed.
 
     `meta` is stored alongside (plus the build time and, with_stats, the per-channel mean/std).
-    The returned metadata has `built` True when this call built the entry.
+    The returned metadata has `built` True when this call built the entry, and `repaired` says
+    why an entry that was there could not be used ("checksum": damaged on disk). progress(stage,
+    done, total, unit), if given, hears a build as it goes (the first run at a new size decodes
+    every image).
     """
     stem = os.path.join(cache_dir, f"{name}-{key}")
     found = load(stem, key, shape)
     if found is not None:
         return found[0], {**found[1], "built": False}
+    repaired = _last_problem.pop(stem, None)
     os.makedirs(cache_dir, exist_ok=True)
     _remove_stale_temporaries(stem)
     for suffix in (".json", ".npy"):  # an old or partial entry: the .json goes first
@@ -105,13 +126,15 @@ def load_or_build(cache_dir: str, name: str, key: str, shape: tuple,
     try:
         array = np.lib.format.open_memmap(npy_tmp, mode="w+", dtype=np.uint8, shape=tuple(shape))
         for i in range(shape[0]):
+            if progress is not None:
+                progress(f"caching {name}", i, shape[0], "images")
             array[i] = decode(i)
         array.flush()
         stats = channel_stats(array) if with_stats else None
         del array
+        record = {**meta, "key": key, "shape": list(shape), "npy_bytes": os.path.getsize(npy_tmp),
+                  "sha256": file_sha256(npy_tmp), "build_seconds": round(time.perf_counter() - start, 3)}
         os.replace(npy_tmp, stem + ".npy")
-        record = {**meta, "key": key, "shape": list(shape), "npy_bytes": os.path.getsize(stem + ".npy"),
-                  "build_seconds": round(time.perf_counter() - start, 3)}
         if stats is not None:
             record["mean"], record["std"] = stats
         with open(json_tmp, "w", encoding="utf-8") as f:
@@ -124,4 +147,4 @@ def load_or_build(cache_dir: str, name: str, key: str, shape: tuple,
     found = load(stem, key, shape)
     if found is None:  # pragma: no cover - only if another process removed it meanwhile
         raise OSError(f"cache entry {stem}.npy vanished right after it was written")
-    return found[0], {**found[1], "built": True}
+    return found[0], {**found[1], "built": True, **({"repaired": repaired} if repaired else {})}

@@ -1,5 +1,6 @@
 """ArrayDataset: decoded uint8 images in memory or memory-mapped, normalised (and augmented) on the fly."""
 from __future__ import annotations
+
 import math
 
 import numpy as np
@@ -8,7 +9,7 @@ from PIL import Image
 
 from ..errors import UsageError
 
-ROTATION_DEGREES = 10.0  # seed 003's small rotation: uniform in [-10, 10] degrees
+ROTATION_DEGREES = 10.0  # the ImageNet GoogLeNet-BN write-up's small rotation: uniform in [-10, 10] degrees
 CROP_PAD_FRACTION = 1 / 8  # random crop: pad by 1/8 of the side (4 px at 32 px), crop back
 
 
@@ -19,10 +20,10 @@ class ArrayDataset(paddle.io.Dataset):
     keeps its 28 x 28 originals) are resized on the fly with a separable bilinear filter (PIL's,
     antialiased when shrinking), which for a batch is two small matrix products.
 
-    Augmentation (train split, off by default as seed 004; seed 003's recipe when on) is one
-    affine warp per image on the stored uint8 pixels: random crop (pad by 1/8 of the side with the
-    mean colour, crop back at a random offset, i.e. an integer shift of up to side/8 in x and y),
-    horizontal flip with probability 1/2, rotation uniform in +-10 degrees; bilinear. Its
+    Augmentation (train split, off by default as in the article; the ImageNet GoogLeNet-BN
+    write-up's recipe when on) is one affine warp per image on the stored uint8 pixels: random
+    crop (pad by 1/8 of the side with the mean colour, crop back at a random offset, i.e. an
+    integer shift of up to side/8 in x and y), horizontal flip with probability 1/2, rotation uniform in +-10 degrees; bilinear. Its
     randomness is drawn from np.random.default_rng([seed, epoch, index]) only, so a resumed run
     sees the same images: call set_epoch(epoch) each epoch (make_loader does).
     """

@@ -1,5 +1,6 @@
 """Downloading a file atomically: into a temporary name next to it, renamed only when complete."""
 from __future__ import annotations
+
 import hashlib
 import os
 import urllib.error
@@ -12,8 +13,11 @@ CHUNK = 1 << 20
 
 
 def download(url: str, dest_dir: str = DOWNLOAD_DIR, filename: str | None = None,
-             md5: str | None = None, opener=urllib.request.urlopen, timeout: float = 60) -> str:
+             md5: str | None = None, opener=urllib.request.urlopen, timeout: float = 60, progress=None) -> str:
     """Fetch url into dest_dir/filename (reused when already there) and return its path.
+
+    progress(stage, done, total, unit), if given, hears the bytes received (total 0 when the
+    server does not say the length).
 
     A partial download never takes the final name: it is written to `<name>.part-<pid>` and
     renamed after the length (when the server sent one) and the md5 (when given) check out.
@@ -30,6 +34,8 @@ def download(url: str, dest_dir: str = DOWNLOAD_DIR, filename: str | None = None
         with opener(url, timeout=timeout) as response, open(part, "wb") as out:
             expected = response.headers.get("Content-Length") if getattr(response, "headers", None) else None
             while True:
+                if progress is not None:
+                    progress(f"downloading {filename}", received, int(expected or 0), "B")
                 chunk = response.read(CHUNK)
                 if not chunk:
                     break

@@ -3,9 +3,10 @@
 Train/eval: the official training set's last 10% (6,000 images; the file is in random order)
 is the eval split, the rest trains; the official test set is the test split. Images stay at
 28 x 28 in memory and are resized on the fly to the run's size (96 px for GoogLeNet, 224 for
-AlexNet/VGG/NiN as in seed 001): a 224 px copy of 70,000 images would take 3.5 GB.
+AlexNet/VGG/NiN as in the d2l chapters): a 224 px copy of 70,000 images would take 3.5 GB.
 """
 from __future__ import annotations
+
 import gzip
 import os
 import shutil

@@ -1,5 +1,6 @@
 """ImageNet-style folders: train/<class>/*.jpg, val/<class>/*.jpg and optionally test/<class>/*.jpg."""
 from __future__ import annotations
+
 import os
 
 from paddle.vision.datasets import DatasetFolder
@@ -22,12 +23,17 @@ def _scan(split_dir: str) -> tuple[list[str], list[tuple[str, str]], int]:
         raise DataError(f"{split_dir} has no images ({', '.join(IMAGE_EXTENSIONS)}) in class subfolders; "
                         "expected <class>/<image> inside it") from None
     samples = [(path, folder.classes[label]) for path, label in folder.samples]
+    empty = sorted(set(folder.classes) - {name for _, name in samples})
+    if empty:  # it would be trained as one more class that never occurs
+        raise DataError(f"class folder {os.path.join(split_dir, empty[0])} has no images "
+                        f"({', '.join(IMAGE_EXTENSIONS)}){f' (nor have {len(empty) - 1} more)' if len(empty) > 1 else ''}; "
+                        "add images or remove the folder")
     files = sum(len(names) for d in folder.classes for _, _, names in os.walk(os.path.join(split_dir, d)))
     return folder.classes, samples, files - len(samples)
 
 
 def load_folder(data_dir: str | None, image_size: int, *, cache_dir, augment, max_per_class, seed,
-                builder=cached_bundle) -> DataBundle:
+                progress=None, builder=cached_bundle) -> DataBundle:
     data_dir = data_dir or DEFAULT_DIR
     for split in ("train", "eval"):
         if not os.path.isdir(os.path.join(data_dir, SPLIT_FOLDERS[split])):
@@ -52,5 +58,6 @@ def load_folder(data_dir: str | None, image_size: int, *, cache_dir, augment, ma
         labeled = [(os.path.relpath(path, data_dir).replace(os.sep, "/"), index[name]) for path, name in samples]
         entries[split] = [labeled[i] for i in first_per_class([label for _, label in labeled], max_per_class)]
     return builder("folder", FolderStore(data_dir), entries, classes, image_size, cache_dir=cache_dir,
-                         augment=augment, seed=seed,
-                         info={"data_dir": data_dir, "max_per_class": max_per_class, "skipped_files": skipped})
+                   augment=augment, seed=seed, advice="replace the file or delete it from its class folder",
+                   progress=progress,
+                   info={"data_dir": data_dir, "max_per_class": max_per_class, "skipped_files": skipped})

@@ -1,12 +1,13 @@
 """Label lists in the AI Studio / PaddleClas format: one `relative/path.jpg label` per line."""
 from __future__ import annotations
+
 import os
 
 from ..errors import DataError
 
 SPLITS = ("train", "eval", "test")
 # File names tried for each split, first match wins (case-insensitive): the AI Studio layout
-# seed 004 used, then PaddleClas's names.
+# the article used, then PaddleClas's names.
 LIST_NAMES = {
     "train": ("Train.txt", "train_list.txt"),
     "eval": ("Eval.txt", "val_list.txt", "Val.txt"),
@@ -44,7 +45,7 @@ def parse_list(text: str, where: str) -> list[tuple[str, int]]:
             raise DataError(f"label list {where} line {number}: label {label!r} is not an integer; "
                             "fix the list") from None
         path = path.replace("\\", "/")
-        entries.append((path[2:] if path.startswith("./") else path, label))  # no removeprefix: 3.9+
+        entries.append((path[2:] if path.startswith("./") else path, label))  # no str.removeprefix: 3.8
     return entries
 
 

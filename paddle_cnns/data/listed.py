@@ -1,8 +1,9 @@
 """A folder of label lists (Train/Eval/Test.txt, labels.txt, stats.json) plus an images folder or Images.zip.
 
-This is both the layout prepare_caltech16 writes and the AI Studio layout seed 004 used.
+This is both the layout prepare_caltech16 writes and the AI Studio layout the article used.
 """
 from __future__ import annotations
+
 import os
 
 from ..errors import DataError, NotPrepared
@@ -14,7 +15,7 @@ STATS_FILE = "stats.json"
 
 
 def load_listed(dataset: str, data_dir: str, image_size: int, *, cache_dir, augment, max_per_class, seed,
-                not_prepared: NotPrepared | None = None, info: dict | None = None,
+                not_prepared: NotPrepared | None = None, info: dict | None = None, progress=None,
                 builder=cached_bundle) -> DataBundle:
     """Datasets from the label lists in data_dir. not_prepared: the error raised when nothing is there."""
     lists = {split: find_list(data_dir, split) for split in SPLITS}
@@ -43,4 +44,4 @@ def load_listed(dataset: str, data_dir: str, image_size: int, *, cache_dir, augm
     stats = read_stats(os.path.join(data_dir, STATS_FILE), 3)
     extra = {"data_dir": data_dir, "max_per_class": max_per_class, **(info or {})}
     return builder(dataset, store, entries, class_names, image_size, cache_dir=cache_dir, augment=augment,
-                         seed=seed, stats=stats, info=extra)
+                   seed=seed, stats=stats, info=extra, progress=progress)

@@ -1,10 +1,12 @@
 """Where a label list's images live: a folder or a zip (AI Studio's Images.zip), read by path."""
 from __future__ import annotations
+
 import hashlib
 import os
 import zipfile
 
 from ..errors import DataError
+from .images import MAX_IMAGE_BYTES
 
 IMAGE_FOLDERS = ("images", "image", "imgs")  # subfolders tried when list paths omit them (any case)
 
@@ -30,6 +32,10 @@ class FolderStore:
     def fingerprint(self, rel: str) -> str:
         st = os.stat(os.path.join(self.root, rel))
         return f"{st.st_size}:{st.st_mtime_ns}"
+
+    def size(self, rel: str) -> int:
+        """The file's size in bytes (kept when the folder is copied, unlike its mtime)."""
+        return os.path.getsize(os.path.join(self.root, rel))
 
 
 class ZipStore:
@@ -63,8 +69,12 @@ class ZipStore:
         return self._info(rel) is not None
 
     def read(self, rel: str) -> bytes:
+        info = self._info(rel)
+        if info.file_size > MAX_IMAGE_BYTES:  # refused before it is decompressed into memory
+            raise DataError(f"{rel} in {self.description} is {info.file_size / 2**20:.0f} MiB, more than any image "
+                            f"here should be (limit {MAX_IMAGE_BYTES >> 20} MiB); replace the zip")
         try:
-            return self.zip.read(self._info(rel))
+            return self.zip.read(info)
         except (OSError, zipfile.BadZipFile, EOFError) as e:
             raise DataError(f"cannot read {rel} from {self.description} ({e}); the zip is damaged, "
                             "download it again") from None
@@ -72,6 +82,10 @@ class ZipStore:
     def fingerprint(self, rel: str) -> str:
         info = self._info(rel)  # size and CRC-32 of the content, from the zip's directory
         return f"{info.file_size}:{info.CRC:08x}"
+
+    def size(self, rel: str) -> int:
+        """The member's uncompressed size in bytes, from the zip's directory."""
+        return self._info(rel).file_size
 
 
 def open_store(data_dir: str, paths: list[str]) -> FolderStore | ZipStore:

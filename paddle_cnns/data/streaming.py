@@ -21,7 +21,7 @@ import numpy as np
 import paddle
 from PIL import Image, ImageOps
 
-from .bundle import DataBundle, read_stats
+from .bundle import DataBundle, _lists_digest
 from .cache import stats_from_histogram
 from .dataset import ROTATION_DEGREES
 from .images import IMAGE_EXTENSIONS, open_image
@@ -180,12 +180,13 @@ def sample_stats(dataset: StreamDataset, sample: int = STATS_SAMPLE) -> tuple[li
 
 def streamed_bundle(dataset: str, store, split_entries: dict, class_names: list, image_size: int, *,
                     cache_dir=None, augment: bool, seed: int, stats=None, channels: int = 3,
-                    info: dict | None = None, workers: int = 0) -> DataBundle:
+                    info: dict | None = None, advice: str = "", progress=None, workers: int = 0) -> DataBundle:
     """StreamDatasets for each split: cached_bundle's counterpart, decoding nothing up front.
 
-    stats: (mean, std), or None to estimate them from a fixed sample of train images.
+    stats: (mean, std), or None to estimate them from a fixed sample of train images. The
+    split lists are fingerprinted as cached_bundle does (the same data is the same data).
     """
-    del cache_dir  # nothing is cached; the argument keeps the signature of cached_bundle
+    del cache_dir, advice, progress  # nothing is cached or decoded here; cached_bundle's signature
     if channels != 3:
         raise ValueError("the streaming data path reads RGB images only")
     splits = {s: e for s, e in split_entries.items() if e is not None}
@@ -200,6 +201,7 @@ def streamed_bundle(dataset: str, store, split_entries: dict, class_names: list,
         "splits": {s: len(d) for s, d in datasets.items()}, "source": store.description,
         "mean": [round(float(m), 6) for m in mean], "std": [round(float(s), 6) for s in std],
         "augment": augment, "seed": seed, "pipeline": "stream", "loader_workers": workers,
+        "lists_digest": _lists_digest(store, splits),
         "skipped_files": 0, **(info or {}),
     }
     return DataBundle(datasets["train"], datasets["eval"], datasets.get("test"), len(class_names), 3,

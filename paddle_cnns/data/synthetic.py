@@ -5,6 +5,7 @@ and frequency, plus Gaussian noise. Generated from a fixed seed, so every run se
 images; it is only ever used when asked for by name, never in place of a missing dataset.
 """
 from __future__ import annotations
+
 import colorsys
 
 import numpy as np

@@ -12,7 +12,7 @@ def _conv_relu(cin, cout, k, stride=1, padding=0):
 
 def alexnet(num_classes, in_channels, image_size):
     # Overlapping 3x3/2 max pools as in the paper. The paper's LRN layers are left out, as in
-    # torchvision, d2l and seed 004. conv1 pads 2 so 224 px gives 55x55 maps and a 256x6x6
+    # torchvision, the d2l chapters and the article. conv1 pads 2 so 224 px gives 55x55 maps and a 256x6x6
     # flatten: 62,378,344 parameters for 1000 classes, the paper's count.
     features = [
         ("stage1", nn.Sequential(*_conv_relu(in_channels, 96, 11, 4, 2), max_pool2d(3, 2))),
@@ -21,7 +21,7 @@ def alexnet(num_classes, in_channels, image_size):
                                  *_conv_relu(384, 384, 3, padding=1),
                                  *_conv_relu(384, 256, 3, padding=1), max_pool2d(3, 2))),
     ]
-    # FC 4096-4096 with dropout 0.5 and linear logits (seed 004's ReLU on the logits is a bug:
+    # FC 4096-4096 with dropout 0.5 and linear logits (the article's ReLU on the logits is a bug:
     # see fc_classifier).
     classifier = fc_classifier(nn.Sequential(*features), in_channels, image_size, num_classes)
     return BlockNet(features + [("classifier", classifier)])

@@ -1,4 +1,4 @@
-"""LeNet as seed 004 runs it on large inputs: 3 sigmoid convs, 2 max pools, 2 FC layers."""
+"""LeNet as the article runs it on large inputs: 3 sigmoid convs, 2 max pools, 2 FC layers."""
 import paddle.nn as nn
 
 from ..layers import conv2d, max_pool2d, output_shape
@@ -8,7 +8,7 @@ from .base import BlockNet
 
 def lenet(num_classes, in_channels, image_size):
     # LeCun et al. 1998's layer sizes (6, 16, 120 maps; 5x5, 5x5, 4x4 kernels) on a larger
-    # input, as in PaddlePaddle's tutorial and seed 004: the 120-map conv3 is no longer 1x1,
+    # input, as in PaddlePaddle's tutorial and the article: the 120-map conv3 is no longer 1x1,
     # so fc1 sees 120 x 50 x 50 = 300,000 features at 224 px (computed below for any size).
     features = [
         ("conv1", nn.Sequential(conv2d(in_channels, 6, 5), nn.Sigmoid())),

@@ -1,4 +1,4 @@
-"""Seed 004's trick CNN: one builder, one frozen set of named tricks, every variant of the ablation."""
+"""The article's trick CNN: one builder, one frozen set of named tricks, every variant of the ablation."""
 from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
@@ -14,7 +14,7 @@ from .base import BlockNet
 @dataclass(frozen=True)
 class Tricks:
     """Which tricks are on. Each flag is read in exactly one place, in trick_cnn below."""
-    batch_norm: bool = False   # BatchNorm after each conv (after its activation, as seed 004)
+    batch_norm: bool = False   # BatchNorm after each conv (after its activation, as the article)
     leaky_relu: bool = False   # LeakyReLU instead of sigmoid, in convs and the hidden FC
     gap: bool = False          # global average pooling + one Linear instead of flatten + FC 1024
     dropout: bool = False      # dropout 0.5 before the last Linear
@@ -50,7 +50,7 @@ class Tricks:
 
 ADHOC_PREFIX = "tricks-"
 
-# The ablation chain of seed 004, in study order: each variant adds one trick to `baseline`
+# The article's ablation chain, in study order: each variant adds one trick to `baseline`
 # (baseline itself adds BatchNorm to `sigmoid`), and `all_tricks` combines them.
 VARIANTS: dict[str, Tricks] = {
     "sigmoid": Tricks(),

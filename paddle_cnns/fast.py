@@ -1,4 +1,4 @@
-"""Faster drop-in layers for paddle's CPU kernels, switchable back to the plain paddle layers.
+"""Faster drop-in layers for paddle's CPU kernels (paddle_cnns.impl chooses them or the plain ones).
 
 Paddle's dygraph CPU convolution is im2col + one small sgemm per image, and its bias add is a
 generic broadcast over NCHW; both are far from the machine's GEMM speed. Measured on a 2-core
@@ -23,14 +23,12 @@ checkpoints, init and the MAC counter are unchanged), takes paddle's own path of
 gradients within float rounding (tests/test_fast_layers.py). The kernels they call are
 paddle's, so they run on paddle 2.6 and 3.x alike.
 """
-import contextlib
+from __future__ import annotations
 
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 from paddle.autograd import PyLayer
-
-_ENABLED = True
 
 # Conv outputs (pixels per image) below this use one GEMM over all images' pixels ("flat").
 FLAT_MAX_PIXELS = 64
@@ -41,26 +39,6 @@ DIRECT_MAX_PIXELS = 256
 _BATCHED_WGRAD_MIN_PIXELS = 144
 
 
-def enabled() -> bool:
-    return _ENABLED
-
-
-def set_enabled(on: bool) -> None:
-    """Choose fast layers (True, the default) or plain paddle layers for models built from now on."""
-    global _ENABLED
-    _ENABLED = bool(on)
-
-
-@contextlib.contextmanager
-def use_fast_layers(on: bool):
-    previous = _ENABLED
-    set_enabled(on)
-    try:
-        yield
-    finally:
-        set_enabled(previous)
-
-
 def _pair(v):
     if isinstance(v, int):
         return [v, v]
@@ -69,7 +47,8 @@ def _pair(v):
 
 
 def _on_cpu(x) -> bool:
-    return x.place.is_cpu_place()
+    # Only eager CPU tensors: a model traced by paddle.jit (export) gets paddle's own layers.
+    return paddle.in_dynamic_mode() and x.place.is_cpu_place()
 
 
 # ---------------------------------------------------------------- bias
@@ -306,14 +285,9 @@ class FastMaxPool2D(nn.MaxPool2D):
         return y
 
 
-# ---------------------------------------------------------------- factories
+def set_enabled(on: bool) -> None:
+    """TRANSITIONAL, for ablations/run.py until it passes create_model(layers=...): False makes
+    layers="auto" build paddle's plain layers. Remove together with that call (issue 9)."""
+    from . import impl
 
-def make_conv2d(in_channels, out_channels, kernel_size, stride, padding, bias) -> nn.Conv2D:
-    cls = FastConv2D if _ENABLED else nn.Conv2D
-    return cls(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
-               bias_attr=None if bias else False)
-
-
-def make_max_pool2d(kernel_size, stride=None, padding=0) -> nn.MaxPool2D:
-    cls = FastMaxPool2D if _ENABLED else nn.MaxPool2D
-    return cls(kernel_size, stride, padding)
+    impl._AUTO_PLAIN[0] = not on

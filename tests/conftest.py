@@ -1,8 +1,9 @@
-"""Shared test set-up: quiet paddle, every core, and the real-data switch."""
+"""Shared test set-up: paddle's environment as the CLIs have it, every core, and the real-data switch."""
 import os
 import warnings
 
-os.environ.setdefault("GLOG_minloglevel", "2")
+import ablations  # noqa: F401  first: sets paddle's flags (oneDNN, MKL_CBWR, logs) before paddle is imported
+
 warnings.filterwarnings("ignore", message="No ccache found")
 warnings.filterwarnings("ignore", message="When training, we now always track global mean and variance")
 

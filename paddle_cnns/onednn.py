@@ -10,20 +10,19 @@ imported (set at run time, the first backward segfaults): ablations.cli.paddle_e
 sets them for every entry point and its workers. paddle 2.6's oneDNN backward aborts
 (dnnl::error), so this route needs paddle 3.
 
-oneDNN's weight gradient sums over the batch in an order that depends on the thread count (1 vs 2
-threads differ in the last bits; forward and data gradient do not). Under MKL_CBWR=...STRICT,
-the project's promise that a run's numbers do not depend on --threads or packing, the weight
-gradient is computed instead as a forward convolution of the input with the output gradient
-(batch as the reduction axis), which oneDNN parallelises over outputs only: bitwise the same at
-any thread count.
+Reproducibility: the same process, seed and thread count give bitwise the same numbers (and a
+resumed run the uninterrupted one's). But oneDNN's weight gradient sums over the batch in an
+order that depends on the thread count (1 vs 2 threads differ in the last bits; its forward and
+data gradient do not), and MKL_CBWR does not reach oneDNN: a run at 1 thread (packed) and at 2
+(sequential) drift apart as training amplifies that. layers="fast" keeps the thread-count
+independence. (A weight gradient computed as a forward conv of the input with the output
+gradient is thread-count independent, but cost 10-35% of a training step here and, in a
+PyLayer, broke exact resume for a reason not found, so it is not offered.)
 """
 from __future__ import annotations
 
-import os
-
 import paddle
 import paddle.nn.functional as F
-from paddle.autograd import PyLayer
 
 from .fast import FLAT_MAX_PIXELS, FastConv2D, _on_cpu, add_channel_bias
 
@@ -49,11 +48,6 @@ def unavailable_reason() -> str | None:
     return None
 
 
-def thread_invariant() -> bool:
-    """Whether weight gradients must not depend on the thread count (MKL_CBWR=...STRICT, the project's default)."""
-    return "STRICT" in os.environ.get("MKL_CBWR", "").upper()
-
-
 def _static(fn):
     # full_graph=True: the AST translation into one legacy program (SOT would split the graph).
     return paddle.jit.to_static(fn, full_graph=True)
@@ -65,56 +59,6 @@ def _conv_function(stride, padding, dilation):
     return _static(conv)
 
 
-class _DataGrad(paddle.nn.Layer):
-    """dx of a conv: its transpose. A layer in eval mode, because oneDNN's transposed conv runs only
-    with is_test=True, which a static function gets from its layer's mode."""
-
-    def __init__(self, stride, padding, dilation):
-        super().__init__()
-        self.geometry = (stride, padding, dilation)
-
-    def forward(self, grad, weight, size):
-        stride, padding, dilation = self.geometry
-        return F.conv2d_transpose(grad, weight, None, stride, padding, dilation=dilation, output_size=size)
-
-
-def _data_grad_function(stride, padding, dilation):
-    layer = _static(_DataGrad(stride, padding, dilation))
-    layer.eval()
-    return layer
-
-
-def _weight_grad_function(stride, padding, dilation, kernel):
-    def weight_grad(x, grad):
-        # dW[o, i, a, b] = sum over n, y, x of grad[n, o, y, x] * x_padded[n, i, y*s + a*d, x*s + b*d]:
-        # a conv of x (channels as batch, images as channels) with the gradient as kernel.
-        w = F.conv2d(x.transpose([1, 0, 2, 3]), grad.transpose([1, 0, 2, 3]), None,
-                     dilation, padding, stride)
-        return w[:, :, :kernel[0], :kernel[1]].transpose([1, 0, 2, 3])
-    return _static(weight_grad)
-
-
-class _InvariantConv(PyLayer):
-    """oneDNN conv whose weight gradient is a forward conv, so it sums in the same order at any thread count."""
-
-    @staticmethod
-    def forward(ctx, x, weight, layer):
-        with paddle.no_grad():
-            y = layer._fns["conv"](x, weight)
-        ctx.save_for_backward(x, weight)
-        ctx.layer, ctx.needs = layer, (not x.stop_gradient, not weight.stop_gradient)
-        return y
-
-    @staticmethod
-    def backward(ctx, grad):
-        x, weight = ctx.saved_tensor()
-        fns = ctx.layer._fns
-        with paddle.no_grad():
-            dx = fns["data_grad"](grad, weight, list(x.shape[2:])) if ctx.needs[0] else None
-            dw = fns["weight_grad"](x, grad) if ctx.needs[1] else None
-        return dx, dw
-
-
 class OneDNNConv2D(FastConv2D):
     """FastConv2D whose convs on 8x8 outputs and up go through oneDNN (the static executor's kernels).
 
@@ -124,30 +68,20 @@ class OneDNNConv2D(FastConv2D):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._fns = None
-        if self._geometry is not None:
-            stride, pad, dil = self._geometry
-            kernel = list(self.weight.shape[2:])
-            self._fns = {"conv": _conv_function(stride, pad, dil),
-                         "data_grad": _data_grad_function(stride, pad, dil),
-                         "weight_grad": _weight_grad_function(stride, pad, dil, kernel)}
+        # One static function per layer: it keeps a program per input shape (train, eval and a last
+        # short batch), under paddle's limit of 10 before it warns.
+        self._conv = None if self._geometry is None else _conv_function(*self._geometry)
 
     def path(self, h: int, w: int) -> str:
         """How an h x w input is convolved on the CPU: 'flat', 'batched' or 'onednn'."""
         path = super().path(h, w)
-        return "onednn" if path == "paddle" and self._fns is not None else path
+        return "onednn" if path == "paddle" and self._conv is not None else path
 
     def forward(self, x):
-        if self._fns is None or not _on_cpu(x) or self.path(x.shape[2], x.shape[3]) != "onednn":
+        if self._conv is None or not _on_cpu(x) or self.path(x.shape[2], x.shape[3]) != "onednn":
             return super().forward(x)
-        if not paddle.is_grad_enabled() or (x.stop_gradient and self.weight.stop_gradient):
-            with paddle.no_grad():
-                y = self._fns["conv"](x, self.weight)
-        elif thread_invariant():
-            y = _InvariantConv.apply(x, self.weight, self)
-        else:
-            y = self._fns["conv"](x, self.weight)
+        y = self._conv(x, self.weight)  # forward, and under autograd both backward passes, in oneDNN
         return y if self.bias is None else add_channel_bias(y, self.bias)
 
 
-__all__ = ["OneDNNConv2D", "unavailable_reason", "thread_invariant", "FLAT_MAX_PIXELS"]
+__all__ = ["OneDNNConv2D", "unavailable_reason", "FLAT_MAX_PIXELS"]

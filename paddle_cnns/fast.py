@@ -211,7 +211,7 @@ class FastConv2D(nn.Conv2D):
 
     def forward(self, x):
         if self._geometry is None or not _on_cpu(x):  # measured on CPUs only: paddle's own elsewhere
-            return super().forward(x)
+            return nn.Conv2D.forward(self, x)  # not super(): it recurses when paddle.jit traces this
         h, w = x.shape[2], x.shape[3]
         path = self.path(h, w)
         if path == "paddle":  # paddle's conv, but the fast bias add
@@ -273,7 +273,7 @@ class FastMaxPool2D(nn.MaxPool2D):
 
     def forward(self, x):
         if self._geometry is None or self.return_mask or not _on_cpu(x) or self.data_format != "NCHW":
-            return super().forward(x)
+            return nn.MaxPool2D.forward(self, x)
         k, s, p = self._geometry
         if not paddle.is_grad_enabled() or x.stop_gradient:
             return F.max_pool2d(x, k, s, p)

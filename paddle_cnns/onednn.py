@@ -79,7 +79,7 @@ class OneDNNConv2D(FastConv2D):
 
     def forward(self, x):
         if self._conv is None or not _on_cpu(x) or self.path(x.shape[2], x.shape[3]) != "onednn":
-            return super().forward(x)
+            return FastConv2D.forward(self, x)  # not super(): it recurses when paddle.jit traces this
         y = self._conv(x, self.weight)  # forward, and under autograd both backward passes, in oneDNN
         return y if self.bias is None else add_channel_bias(y, self.bias)
 

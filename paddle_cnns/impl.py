@@ -2,7 +2,7 @@
 
     "plain"   paddle's nn.Conv2D and nn.MaxPool2D (cuDNN on a GPU)
     "fast"    paddle_cnns.fast: batch GEMMs on small maps, fast bias add, argmax max pool
-    "onednn"  "fast", with convs on 8x8 maps and up through oneDNN (paddle_cnns.onednn; paddle 3)
+    "onednn"  "fast", with convs on 4x4 maps and up through oneDNN (paddle_cnns.onednn; paddle 3)
     "auto"    the best this device and paddle have: plain on a GPU, else onednn when it works
               in this process, else fast
 

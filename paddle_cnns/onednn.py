@@ -5,7 +5,7 @@ takes the plain CPU backend for CPU tensors, and the flag is read only by the st
 pass. A conv wrapped in `paddle.jit.to_static`, in a process started with FLAGS_use_mkldnn=1 and
 FLAGS_enable_pir_api=0 (legacy IR: with PIR the backward crashed), runs forward, backward-data and
 backward-weights as oneDNN primitives, 2-4x faster than the eager conv on 8x8 maps and up
-(paddle 3.3.1, oneDNN 3.6.2, 2 threads). The flags must be in the environment before paddle is
+(paddle 3.3.1, oneDNN 3.6.2, 2 threads; 4x at 4x4 against our batch GEMMs). The flags must be in the environment before paddle is
 imported (set at run time, the first backward segfaults): ablations.cli.paddle_environment()
 sets them for every entry point and its workers. paddle 2.6's oneDNN backward aborts
 (dnnl::error), so this route needs paddle 3.
@@ -24,7 +24,7 @@ from __future__ import annotations
 import paddle
 import paddle.nn.functional as F
 
-from .fast import FLAT_MAX_PIXELS, FastConv2D, _on_cpu, add_channel_bias
+from .fast import FastConv2D, _on_cpu, _out_size, add_channel_bias
 
 ENV_FLAGS = {"FLAGS_use_mkldnn": True, "FLAGS_enable_pir_api": False}
 
@@ -60,10 +60,10 @@ def _conv_function(stride, padding, dilation):
 
 
 class OneDNNConv2D(FastConv2D):
-    """FastConv2D whose convs on 8x8 outputs and up go through oneDNN (the static executor's kernels).
+    """FastConv2D whose convs on 4x4 outputs and up go through oneDNN (the static executor's kernels).
 
-    Smaller outputs keep FastConv2D's batch GEMMs (faster there), and anything FastConv2D leaves to
-    paddle (groups, string padding, off the CPU) stays paddle's. Same parameters, same results.
+    Smaller outputs keep FastConv2D's one-GEMM path (faster there), and anything FastConv2D leaves
+    to paddle (groups, string padding, off the CPU) stays paddle's. Same parameters, same results.
     """
 
     def __init__(self, *args, **kwargs):
@@ -72,10 +72,21 @@ class OneDNNConv2D(FastConv2D):
         # short batch), under paddle's limit of 10 before it warns.
         self._conv = None if self._geometry is None else _conv_function(*self._geometry)
 
+    # Outputs of fewer pixels (2x2, 1x1) keep FastConv2D's one-GEMM path. Whole training steps
+    # (batch 32, 2 threads, busy machine, interleaved): oneDNN from 4x4 up was 1.13-1.22x faster
+    # than from 2x2 up and 1.15-1.4x faster than from 8x8 up (googlenet, all_tricks at 64 px);
+    # single convs: at 4x4 oneDNN is ~4x the GEMMs, at 2x2 they are even.
+    min_pixels = 16
+
     def path(self, h: int, w: int) -> str:
-        """How an h x w input is convolved on the CPU: 'flat', 'batched' or 'onednn'."""
+        """How an h x w input is convolved on the CPU: 'flat', 'batched', 'paddle' or 'onednn'."""
         path = super().path(h, w)
-        return "onednn" if path == "paddle" and self._conv is not None else path
+        if self._conv is None or path == "paddle":
+            return "onednn" if self._conv is not None else path
+        _, _, kh, kw = self.weight.shape
+        stride, pad, dil = self._geometry
+        pixels = _out_size(h, kh, stride[0], pad[0], dil[0]) * _out_size(w, kw, stride[1], pad[1], dil[1])
+        return path if pixels < self.min_pixels else "onednn"
 
     def forward(self, x):
         if self._conv is None or not _on_cpu(x) or self.path(x.shape[2], x.shape[3]) != "onednn":
@@ -84,4 +95,4 @@ class OneDNNConv2D(FastConv2D):
         return y if self.bias is None else add_channel_bias(y, self.bias)
 
 
-__all__ = ["OneDNNConv2D", "unavailable_reason", "FLAT_MAX_PIXELS"]
+__all__ = ["OneDNNConv2D", "unavailable_reason"]

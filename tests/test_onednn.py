@@ -19,10 +19,12 @@ needs_onednn = pytest.mark.skipif(onednn.unavailable_reason() is not None,
                                   reason=f"no oneDNN route here: {onednn.unavailable_reason()}")
 
 # (batch, in, out, height, width, kernel, stride, padding, dilation, bias): the convs the models
-# run on 8x8 outputs and up: 3x3 (VGG, trick CNN's conv3x3, Inception), 5x5 (trick CNN,
+# run on 4x4 outputs and up: 3x3 (VGG, trick CNN's conv3x3, Inception), 5x5 (trick CNN,
 # Inception), GoogLeNet's 7x7/2 and AlexNet's 11x11/4 stems, 1x1 above the GEMM threshold,
 # dilation, non-square maps, bias or not.
 CONVS = [
+    (2, 8, 16, 4, 4, 3, 1, 1, 1, True),
+    (2, 16, 8, 4, 4, 1, 1, 0, 1, False),
     (2, 8, 16, 8, 8, 3, 1, 1, 1, True),
     (2, 16, 8, 16, 16, 3, 1, 1, 1, False),
     (2, 4, 6, 12, 12, 5, 1, 2, 1, True),
@@ -54,8 +56,9 @@ def test_onednn_conv_matches_paddle_conv_outputs_and_both_gradients(n, cin, cout
 
 @needs_onednn
 def test_onednn_conv_keeps_the_batch_gemms_on_small_maps_and_paddle_for_grouped_convs():
-    assert OneDNNConv2D(8, 8, 3, padding=1).path(4, 4) == "flat"
-    assert OneDNNConv2D(8, 8, 1).path(8, 8) == "batched"
+    assert OneDNNConv2D(8, 8, 3, padding=1).path(3, 3) == "flat"
+    assert OneDNNConv2D(8, 8, 1).path(2, 2) == "flat"
+    assert OneDNNConv2D(8, 8, 3, padding=1).path(4, 4) == "onednn"
     grouped = OneDNNConv2D(8, 8, 3, padding=1, groups=2)
     assert grouped.path(16, 16) == "paddle"
     assert_same(grouped, nn.Conv2D(8, 8, 3, padding=1, groups=2),

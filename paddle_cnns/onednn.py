@@ -68,9 +68,13 @@ class OneDNNConv2D(FastConv2D):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # One static function per layer: it keeps a program per input shape (train, eval and a last
-        # short batch), under paddle's limit of 10 before it warns.
-        self._conv = None if self._geometry is None else _conv_function(*self._geometry)
+        # Static functions per layer, each keeping a program per input shape (a last short batch
+        # adds one), under paddle's limit of 10 before it warns. Two of them: a program first traced
+        # without autograd (evaluation, or output_shape at build time) and then run with it fails
+        # in its backward ("input tensor's layout should be ONEDNN"), so training never reuses one.
+        self._conv = self._conv_eval = None
+        if self._geometry is not None:
+            self._conv, self._conv_eval = _conv_function(*self._geometry), _conv_function(*self._geometry)
 
     # Outputs of fewer pixels (2x2, 1x1) keep FastConv2D's one-GEMM path. Whole training steps
     # (batch 32, 2 threads, busy machine, interleaved): oneDNN from 4x4 up was 1.13-1.22x faster
@@ -91,7 +95,10 @@ class OneDNNConv2D(FastConv2D):
     def forward(self, x):
         if self._conv is None or not _on_cpu(x) or self.path(x.shape[2], x.shape[3]) != "onednn":
             return FastConv2D.forward(self, x)  # not super(): it recurses when paddle.jit traces this
-        y = self._conv(x, self.weight)  # forward, and under autograd both backward passes, in oneDNN
+        if paddle.is_grad_enabled() and not (x.stop_gradient and self.weight.stop_gradient):
+            y = self._conv(x, self.weight)  # forward, and both backward passes, in oneDNN
+        else:
+            y = self._conv_eval(x, self.weight)
         return y if self.bias is None else add_channel_bias(y, self.bias)
 
 

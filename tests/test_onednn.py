@@ -66,6 +66,24 @@ def test_onednn_conv_keeps_the_batch_gemms_on_small_maps_and_paddle_for_grouped_
 
 
 @needs_onednn
+def test_convs_first_run_without_autograd_still_train_at_the_same_shape():
+    # create_model's output_shape runs the layers once, eval mode, no_grad, on one image; a
+    # batch of one then trains at that very shape (LeNet at 28 px in tests/test_models.py).
+    from paddle_cnns.layers import conv2d, max_pool2d, output_shape
+
+    def lenet_start(kind):
+        with impl.building_with(kind):
+            paddle.seed(0)
+            return nn.Sequential(conv2d(1, 6, 5, 1, 0, True), nn.Sigmoid(), max_pool2d(2, 2),
+                                 conv2d(6, 16, 5, 1, 0, True), nn.Sigmoid())
+    net = lenet_start("onednn")
+    assert output_shape(net, 1, 28) == [16, 8, 8]
+    x = np.random.RandomState(0).randn(1, 1, 28, 28).astype("float32")
+    assert_same(net, lenet_start("plain"), x, input_grad=False)  # the images need no gradient
+    assert_same(net, lenet_start("plain"), x)
+
+
+@needs_onednn
 @pytest.mark.parametrize("name,size", [("googlenet", 64), ("all_tricks", 64), ("vgg11_bn", 32), ("alexnet", 63)])
 def test_models_built_with_onednn_layers_match_plain_layers(name, size):
     paddle.seed(0)

@@ -54,6 +54,11 @@ def resolve(kind: str = "auto") -> tuple[str, str]:
 def building_with(kind: str):
     """Layers made by conv2d()/max_pool2d() inside this block are of `kind` (resolved first)."""
     concrete, _ = resolve(kind)
+    if concrete == "onednn":
+        # One model trains at a time: free what earlier models' oneDNN convs left (see there).
+        from .onednn import release_executors
+
+        release_executors()
     _building.append(concrete)
     try:
         yield concrete

@@ -48,6 +48,18 @@ def unavailable_reason() -> str | None:
     return None
 
 
+def release_executors() -> None:
+    """Free the executors of every static program run so far (they are rebuilt on the next call).
+
+    Paddle caches one executor per program process-wide, and a dead model's oneDNN convs leave
+    theirs behind: building VGG-11-BN at 64, 96 and 128 px twice in one process grew it from 486
+    to 1,278 MiB, and to 652 MiB with this before each build. impl.building_with calls it.
+    """
+    clear = getattr(paddle.base.core, "clear_executor_cache", None)
+    if clear is not None:
+        clear()
+
+
 def _static(fn):
     # full_graph=True: the AST translation into one legacy program (SOT would split the graph).
     return paddle.jit.to_static(fn, full_graph=True)

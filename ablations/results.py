@@ -28,7 +28,7 @@ try:
 except ImportError:  # Windows: appends are then not protected against concurrent writers
     fcntl = None
 
-SCHEMA = 3  # bump when COLUMNS change; read_results upgrades older files it knows
+SCHEMA = 4  # bump when COLUMNS change; read_results upgrades older files it knows
 
 RUN = ("schema", "run_id", "attempt", "name", "finished_at", "status", "error")
 MODEL = ("family", "model_revision", *Tricks.names())
@@ -36,7 +36,7 @@ DATA = ("in_channels", "num_classes", "train_size", "eval_size", "test_size")
 METRICS = ("best_eval_acc", "best_epoch", "final_eval_acc", "final_eval_loss", "final_train_acc",
            "final_train_loss", "epochs_done", "test_split", "test_acc", "test_top5", "test_balanced_acc",
            "test_loss", "params", "macs", "train_time_s", "wall_time_s", "images_per_s")
-ENVIRONMENT = ("paddle_version", "device", "threads", "logdir")
+ENVIRONMENT = ("paddle_version", "device", "threads", "layers_used", "logdir")
 # Lists and tables, stored as JSON text; `blocks` is [[name, [C, H, W], params, MACs], ...] per block.
 DETAILS = ("class_names", "test_per_class_acc", "test_confusion", "blocks")
 COLUMNS = [*RUN, *identity_columns(), *MODEL, *DATA, *METRICS, *ENVIRONMENT, *DETAILS]
@@ -210,6 +210,13 @@ def _upgrade_v2(df):
     return df.assign(schema=3, attempt="", data_fingerprint="")
 
 
+def _upgrade_v3(df):
+    """Schema 3 (fast_layers True/False, before the oneDNN route) -> schema 4 (layers asked for and used)."""
+    fast = [str(v).strip().lower() in ("true", "1") for v in df["fast_layers"]]
+    used = ["fast" if f else "plain" for f in fast]
+    return df.assign(schema=4, layers=used, layers_used=used).drop(columns=["fast_layers"])
+
+
 def read_results(path: str):
     """The store as a pandas DataFrame (JSON columns decoded). Raises CNNsError if unreadable.
 
@@ -236,6 +243,9 @@ def read_results(path: str):
         schemas = {"2"}
     if schemas == {"2"}:
         df = _upgrade_v2(df)
+        schemas = {"3"}
+    if schemas == {"3"}:
+        df = _upgrade_v3(df)
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise CNNsError(f"results file {path} lacks columns {', '.join(missing[:5])} "

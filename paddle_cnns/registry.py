@@ -78,13 +78,14 @@ def create_model(name: str, num_classes: int = 16, in_channels: int = 3, image_s
         if not isinstance(value, int) or value < low:
             raise UsageError(f"{arg} must be an integer >= {low}, got {value!r}")
     if image_size < spec.min_size:
-        raise UsageError(f"model {name!r} needs image_size >= {spec.min_size} px, got {image_size}; "
-                         f"use --image-size {spec.min_size} or more")
+        raise UsageError(f"model {name!r} needs image_size >= {spec.min_size} px, got {image_size}",
+                         fix="image_size", minimum=spec.min_size)
     # Fresh parameter names (conv2d_0.w_0, ...) for every model, whatever was built before in
     # this process: optimizer checkpoints are keyed by these names, so a rebuilt model must
     # get the same ones to resume.
-    with paddle.utils.unique_name.guard(), init_scope(spec.nonlinearity), impl.building_with(layers) as kind:
-        model = spec.builder(num_classes=num_classes, in_channels=in_channels,
-                             image_size=image_size, **{**spec.options, **options})
+    with paddle.utils.unique_name.guard(), init_scope(spec.nonlinearity):
+        with impl.building_with(layers) as kind:
+            model = spec.builder(num_classes=num_classes, in_channels=in_channels,
+                                 image_size=image_size, **{**spec.options, **options})
     model.model_name, model.layers = spec.name, kind
     return model

@@ -36,7 +36,7 @@ class RunConfig:
     augment: bool = False
     max_per_class: Optional[int] = None
     tag: str = ""                        # keeps runs apart that differ in anything the name lacks
-    fast_layers: bool = True
+    layers: str = "auto"                 # layer implementation asked for: auto, onednn, fast or plain
     amp: bool = False
     stream: bool = False                 # JPEGs decoded per batch (random resized crop) instead of the decoded cache
     data_fingerprint: str = ""           # the data's split lists and class names; set once the data is loaded

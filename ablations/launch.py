@@ -12,8 +12,6 @@ import signal
 import subprocess
 import sys
 
-from . import cli
-
 try:
     import fcntl
 except ImportError:  # Windows, where paddle has no gloo either
@@ -87,7 +85,7 @@ def supervise(argv: list, nproc: int, log_dir: str, devices: str | None = None) 
     offsets = _offsets(log_dir, nproc)
     proc = subprocess.Popen(launcher_argv(argv, nproc, log_dir, devices), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, errors="replace",
-                            env={**os.environ, **cli.process_env(), "PYTHONUNBUFFERED": "1",
+                            env={**os.environ, "PYTHONUNBUFFERED": "1",  # paddle's environment: ablations/__init__
                                  "PYTHONWARNINGS": "ignore:No ccache found"})  # the launcher's own paddle import
     # Ctrl-C reaches the launcher too (same process group): it stops the ranks, which save.
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)

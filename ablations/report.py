@@ -20,17 +20,14 @@ import pandas as pd
 
 from . import cli
 
-if __name__ == "__main__":
-    cli.quiet_paddle_logs()  # before paddle is imported
-
-from . import report_ablation as ab  # noqa: E402
-from . import report_claims as claims  # noqa: E402
-from . import report_data as data  # noqa: E402
-from . import report_figures as figures  # noqa: E402
-from . import report_sections as sections  # noqa: E402
-from .report_costs import costs  # noqa: E402
-from .report_doc import TITLE, Doc  # noqa: E402
-from .report_format import plural  # noqa: E402
+from . import report_ablation as ab
+from . import report_claims as claims
+from . import report_data as data
+from . import report_figures as figures
+from . import report_sections as sections
+from .report_costs import costs
+from .report_doc import TITLE, Doc
+from .report_format import plural
 
 
 class Report:

@@ -91,7 +91,7 @@ def load_runs(path: str) -> pd.DataFrame:
         df[c] = df[c].map(text)
     for c in METRICS:
         df[c] = df[c].map(number).astype(float)
-    for c in (*TRICKS, "lr_decay", "augment", "fast_layers"):
+    for c in (*TRICKS, "lr_decay", "augment"):
         df[c] = df[c].map(flag).astype(object)
     df["lr_decay"] = df["lr_decay"].map(bool)
     # A row without its label (written by hand, say) gets the one RunConfig.name would give it.

@@ -24,24 +24,21 @@ from dataclasses import replace
 
 from . import cli
 
-if __name__ == "__main__":
-    cli.prepare_process()  # before paddle is imported
+import paddle
 
-import paddle  # noqa: E402
+from paddle_cnns import Tricks, distributed, get_spec, impl, runtime
+from paddle_cnns.data import DATASETS, DEFAULT_CACHE_DIR, STREAMABLE, make_datasets
+from paddle_cnns.engine import OPTIMIZERS, Interrupted, PeerLost
+from paddle_cnns.errors import UsageError
 
-from paddle_cnns import Tricks, distributed, get_spec, runtime  # noqa: E402
-from paddle_cnns.data import DATASETS, DEFAULT_CACHE_DIR, STREAMABLE, make_datasets  # noqa: E402
-from paddle_cnns.engine import OPTIMIZERS, Interrupted, PeerLost  # noqa: E402
-from paddle_cnns.errors import UsageError  # noqa: E402
-
-from . import launch, study  # noqa: E402
-from .config import RunConfig, Session  # noqa: E402
-from .console import StopFlag, Ticker  # noqa: E402
-from .devices import placement  # noqa: E402
-from .results import store_problem  # noqa: E402
-from .runfolder import paths_for, triage  # noqa: E402
-from .sweep import run_packed, sequential  # noqa: E402
-from .trainer import fingerprinted  # noqa: E402
+from . import launch, study
+from .config import RunConfig, Session
+from .console import StopFlag, Ticker
+from .devices import placement
+from .results import store_problem
+from .runfolder import paths_for, triage
+from .sweep import run_packed, sequential
+from .trainer import fingerprinted
 
 
 # ---------------------------------------------------------------- command line
@@ -120,7 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-sync-bn", action="store_true",
                      help="data parallel on GPUs: BatchNorm statistics per device instead of over the global batch")
     run.add_argument("--amp", action="store_true", help="mixed precision (GPU only)")
-    run.add_argument("--plain-layers", action="store_true", help="use paddle's own layers instead of the faster drop-ins")
+    run.add_argument("--layers", choices=("auto", "onednn", "fast", "plain"), default="auto",
+                     help="conv and max-pool implementation: auto is oneDNN convs on a CPU with paddle 3, the "
+                          "fast drop-ins where oneDNN cannot run (paddle 2.6), paddle's own on a GPU")
+    run.add_argument("--plain-layers", action="store_true", help="paddle's own layers (the same as --layers plain)")
     run.add_argument("--resume", action="store_true", help="continue runs that stopped, from their last checkpoint")
     run.add_argument("--force", action="store_true",
                      help="retrain runs that already finished (their logs and checkpoints are replaced; results "
@@ -217,10 +217,10 @@ def plan(args, on_gpu: bool) -> list:
                 variant=get_spec(model).name, recipe=replace(recipe, image_size=size),
                 seed=seed, lr_decay=lr_decay, decay_epochs=decay, dataset=args.dataset, data_dir=args.data_dir,
                 augment=args.augment, max_per_class=args.max_per_class, tag=args.tag,
-                fast_layers=not args.plain_layers, amp=args.amp, stream=study.streams(args.cache, args.cache_limit, args.dataset, args.data_dir, size,
-                                                            args.max_per_class)))
+                layers="plain" if args.plain_layers else args.layers, amp=args.amp,
+                stream=study.streams(args.cache, args.cache_limit, args.dataset, args.data_dir, size,
+                                     args.max_per_class)))
     return runs
-
 
 
 def _list() -> None:
@@ -267,11 +267,12 @@ def main(argv=None) -> int:
     stop = StopFlag() if launching else StopFlag().install()  # the launcher's supervisor lets Ctrl-C through
     if world.is_main and not launching:
         auto = f" ({'auto: ' + ('GPU found' if on_gpu else 'no GPU')})" if args.recipe == "auto" else ""
+        layers = impl.resolve(runs[0].layers)[0]  # what "auto" means on this device and paddle
         print(f"paddle-cnns {runs[0].recipe.name} recipe{auto}, dataset {args.dataset}, device {device}, "
               f"{threads} thread{'s' if threads > 1 else ''}, {len(runs)} run{'s' if len(runs) > 1 else ''}"
               f"{f', {jobs} at a time' if jobs > 1 else ''}"
               f"{f', data parallel over {world.size} processes' if world.parallel else ''}; "
-              f"paddle {paddle.__version__}", flush=True)
+              f"paddle {paddle.__version__}; layers {layers}", flush=True)
     # Load (prepare, decode and cache) every dataset/size once, up front: data problems stop
     # here with one line and exit 2, and packed workers find the cache ready instead of racing.
     # A run's identity includes its data's fingerprint: a folder holding the run on other data

@@ -10,7 +10,6 @@ import sys
 
 from . import cli
 
-cli.quiet_paddle_logs()
 
 from paddle_cnns import Tricks, list_models  # noqa: E402
 from paddle_cnns.summary import Summary, summary  # noqa: E402

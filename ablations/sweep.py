@@ -40,8 +40,7 @@ def _start_worker(cfg, paths, session: Session, child: Session, device: int | No
         if os.path.exists(paths.outcome):  # an earlier attempt's 'failed': not this attempt's
             os.remove(paths.outcome)
         log = open(paths.log, "a")
-        env = {**os.environ, **cli.process_env(), "PYTHONUNBUFFERED": "1", PARENT_VARIABLE: str(os.getpid()),
-               **worker_env(device)}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", PARENT_VARIABLE: str(os.getpid()), **worker_env(device)}
         if fd is not None:
             env[LOCK_FD_VARIABLE] = str(fd)
         proc = subprocess.Popen(command(paths.config, child), stdout=log, stderr=subprocess.STDOUT, env=env,

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, replace
 import paddle
 
 from paddle_cnns import checkpoint, create_model, get_spec
-from paddle_cnns import distributed, fast
+from paddle_cnns import distributed
 from paddle_cnns.data import make_datasets, make_loader, prepare_caltech16
 from paddle_cnns.distributed import SINGLE, World
 from paddle_cnns.engine import Diverged, Interrupted, TrainState, evaluate, fit, make_optimizer, piecewise_decay
@@ -103,9 +103,8 @@ def build(cfg: RunConfig, bundle, world: World = SINGLE, sync_bn: bool = False) 
     global batch, split over the ranks."""
     r = cfg.recipe
     paddle.seed(cfg.seed)
-    with fast.use_fast_layers(cfg.fast_layers):
-        model = create_model(cfg.variant, num_classes=bundle.num_classes, in_channels=bundle.in_channels,
-                             image_size=r.image_size)
+    model = create_model(cfg.variant, num_classes=bundle.num_classes, in_channels=bundle.in_channels,
+                         image_size=r.image_size, layers=cfg.layers)
     blocks = summarize_model(model, bundle.in_channels, r.image_size)
     model, net = distributed.parallel_model(model, world, sync_bn)
     job = Job(model, None, None, bundle, 0, blocks, net, world)
@@ -178,6 +177,7 @@ def results_row(cfg: RunConfig, status: str, error: str, session: Session, start
     b, test, history = job.bundle, test or {}, state.history
     last = history[-1] if history else {}
     row.update({
+        "layers_used": getattr(job.model, "layers", ""),
         "in_channels": b.in_channels, "num_classes": b.num_classes, "train_size": len(b.train),
         "eval_size": len(b.eval), "test_size": len(b.test) if b.test is not None else 0,
         "best_eval_acc": state.best_eval_acc if history else None, "best_epoch": state.best_epoch or None,

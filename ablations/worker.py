@@ -44,15 +44,14 @@ def die_with_parent() -> None:
 
 
 die_with_parent()
-cli.prepare_process()  # before paddle is imported
 
-from paddle_cnns import runtime  # noqa: E402
+from paddle_cnns import runtime
 
-from .config import RunConfig, Session  # noqa: E402
-from .console import StopFlag  # noqa: E402
-from .runfolder import paths_for, read_json, write_json  # noqa: E402
-from .trainer import run_here  # noqa: E402
-from paddle_cnns.engine import Interrupted  # noqa: E402
+from .config import RunConfig, Session
+from .console import StopFlag
+from .runfolder import paths_for, read_json, write_json
+from .trainer import run_here
+from paddle_cnns.engine import Interrupted
 
 
 @cli.main_guard

@@ -1,4 +1,4 @@
-"""Faster drop-in layers for paddle's CPU kernels, switchable back to the plain paddle layers.
+"""Faster drop-in layers for paddle's CPU kernels (paddle_cnns.impl chooses them or the plain ones).
 
 Paddle's dygraph CPU convolution is im2col + one small sgemm per image, and its bias add is a
 generic broadcast over NCHW; both are far from the machine's GEMM speed. Measured on a 2-core
@@ -23,14 +23,12 @@ checkpoints, init and the MAC counter are unchanged), takes paddle's own path of
 gradients within float rounding (tests/test_fast_layers.py). The kernels they call are
 paddle's, so they run on paddle 2.6 and 3.x alike.
 """
-import contextlib
+from __future__ import annotations
 
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 from paddle.autograd import PyLayer
-
-_ENABLED = True
 
 # Conv outputs (pixels per image) below this use one GEMM over all images' pixels ("flat").
 FLAT_MAX_PIXELS = 64
@@ -41,26 +39,6 @@ DIRECT_MAX_PIXELS = 256
 _BATCHED_WGRAD_MIN_PIXELS = 144
 
 
-def enabled() -> bool:
-    return _ENABLED
-
-
-def set_enabled(on: bool) -> None:
-    """Choose fast layers (True, the default) or plain paddle layers for models built from now on."""
-    global _ENABLED
-    _ENABLED = bool(on)
-
-
-@contextlib.contextmanager
-def use_fast_layers(on: bool):
-    previous = _ENABLED
-    set_enabled(on)
-    try:
-        yield
-    finally:
-        set_enabled(previous)
-
-
 def _pair(v):
     if isinstance(v, int):
         return [v, v]
@@ -69,7 +47,8 @@ def _pair(v):
 
 
 def _on_cpu(x) -> bool:
-    return x.place.is_cpu_place()
+    # Only eager CPU tensors: a model traced by paddle.jit (export) gets paddle's own layers.
+    return paddle.in_dynamic_mode() and x.place.is_cpu_place()
 
 
 # ---------------------------------------------------------------- bias
@@ -232,7 +211,7 @@ class FastConv2D(nn.Conv2D):
 
     def forward(self, x):
         if self._geometry is None or not _on_cpu(x):  # measured on CPUs only: paddle's own elsewhere
-            return super().forward(x)
+            return nn.Conv2D.forward(self, x)  # not super(): it recurses when paddle.jit traces this
         h, w = x.shape[2], x.shape[3]
         path = self.path(h, w)
         if path == "paddle":  # paddle's conv, but the fast bias add
@@ -294,7 +273,7 @@ class FastMaxPool2D(nn.MaxPool2D):
 
     def forward(self, x):
         if self._geometry is None or self.return_mask or not _on_cpu(x) or self.data_format != "NCHW":
-            return super().forward(x)
+            return nn.MaxPool2D.forward(self, x)
         k, s, p = self._geometry
         if not paddle.is_grad_enabled() or x.stop_gradient:
             return F.max_pool2d(x, k, s, p)
@@ -304,16 +283,3 @@ class FastMaxPool2D(nn.MaxPool2D):
         if bool((mask < 0).any()):  # a window without a number: see _pool_with_argmax
             return F.max_pool2d(x, k, s, p)
         return y
-
-
-# ---------------------------------------------------------------- factories
-
-def make_conv2d(in_channels, out_channels, kernel_size, stride, padding, bias) -> nn.Conv2D:
-    cls = FastConv2D if _ENABLED else nn.Conv2D
-    return cls(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
-               bias_attr=None if bias else False)
-
-
-def make_max_pool2d(kernel_size, stride=None, padding=0) -> nn.MaxPool2D:
-    cls = FastMaxPool2D if _ENABLED else nn.MaxPool2D
-    return cls(kernel_size, stride, padding)

@@ -5,6 +5,7 @@ import contextlib
 import paddle
 import paddle.nn as nn
 
+from . import impl
 from .errors import UsageError
 
 ACTIVATIONS = {
@@ -21,17 +22,13 @@ def activation(name: str) -> nn.Layer:
 
 
 def conv2d(in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True) -> nn.Layer:
-    """The one factory for convolutions, so a faster drop-in can replace them all at once."""
-    from . import fast  # late import: fast imports this module's names
-
-    return fast.make_conv2d(in_channels, out_channels, kernel_size, stride, padding, bias)
+    """The one factory for convolutions: the implementation being built (impl.building_with) makes it."""
+    return impl.conv2d(in_channels, out_channels, kernel_size, stride, padding, bias)
 
 
 def max_pool2d(kernel_size, stride=None, padding=0) -> nn.Layer:
-    """The one factory for max pools, so a faster drop-in can replace them all at once."""
-    from . import fast
-
-    return fast.make_max_pool2d(kernel_size, stride, padding)
+    """The one factory for max pools: the implementation being built (impl.building_with) makes it."""
+    return impl.max_pool2d(kernel_size, stride, padding)
 
 
 def conv_block(in_channels, out_channels, kernel_size, stride=1, padding=0, act="relu",

@@ -6,6 +6,7 @@ from typing import Callable
 import paddle
 import paddle.nn as nn
 
+from . import impl
 from .errors import UsageError
 from .layers import init_scope
 
@@ -65,21 +66,26 @@ def list_models(family: str | None = None) -> list[str]:
 
 
 def create_model(name: str, num_classes: int = 16, in_channels: int = 3, image_size: int = 224,
-                 **options) -> nn.Layer:
-    """Build a registered model for `num_classes` classes and square `image_size` inputs."""
+                 layers: str = "auto", **options) -> nn.Layer:
+    """Build a registered model for `num_classes` classes and square `image_size` inputs.
+
+    `layers` picks the conv and max-pool implementation (paddle_cnns.impl.KINDS): "auto" is the
+    fastest that works on the current device; `model.layers` records what was used.
+    """
     spec = get_spec(name)
     for arg, value, low in (("num_classes", num_classes, 2), ("in_channels", in_channels, 1),
                             ("image_size", image_size, 1)):
         if not isinstance(value, int) or value < low:
             raise UsageError(f"{arg} must be an integer >= {low}, got {value!r}")
     if image_size < spec.min_size:
-        raise UsageError(f"model {name!r} needs image_size >= {spec.min_size} px, got {image_size}; "
-                         f"use --image-size {spec.min_size} or more")
+        raise UsageError(f"model {name!r} needs image_size >= {spec.min_size} px, got {image_size}",
+                         fix="image_size", minimum=spec.min_size)
     # Fresh parameter names (conv2d_0.w_0, ...) for every model, whatever was built before in
     # this process: optimizer checkpoints are keyed by these names, so a rebuilt model must
     # get the same ones to resume.
     with paddle.utils.unique_name.guard(), init_scope(spec.nonlinearity):
-        model = spec.builder(num_classes=num_classes, in_channels=in_channels,
-                             image_size=image_size, **{**spec.options, **options})
-    model.model_name = spec.name
+        with impl.building_with(layers) as kind:
+            model = spec.builder(num_classes=num_classes, in_channels=in_channels,
+                                 image_size=image_size, **{**spec.options, **options})
+    model.model_name, model.layers = spec.name, kind
     return model

@@ -78,10 +78,13 @@ def summarize_model(model: nn.Layer, in_channels: int, image_size: int) -> list[
 
 
 def summary(name: str, image_size: int = 224, in_channels: int = 3, num_classes: int = 16,
-            **options) -> Summary:
-    """Build model `name` and summarise it. Auxiliary heads (train-only) count in params, not MACs."""
+            layers: str = "plain", **options) -> Summary:
+    """Build model `name` and summarise it. Auxiliary heads (train-only) count in params, not MACs.
+
+    Paddle's plain layers by default: the counts are the same with every implementation, and the
+    oneDNN one would trace a program per conv for one forward pass."""
     model = create_model(name, num_classes=num_classes, in_channels=in_channels,
-                         image_size=image_size, **options)
+                         image_size=image_size, layers=layers, **options)
     rows = summarize_model(model, in_channels, image_size)
     return Summary(model.model_name, image_size, in_channels, num_classes, rows,
                    params=count_params(model), macs=sum(r.macs for r in rows))

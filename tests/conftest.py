@@ -1,8 +1,9 @@
-"""Shared test set-up: quiet paddle, every core, and the real-data switch."""
+"""Shared test set-up: paddle's environment as the CLIs have it, every core, and the real-data switch."""
 import os
 import warnings
 
-os.environ.setdefault("GLOG_minloglevel", "2")
+import ablations  # noqa: F401  first: sets paddle's flags (oneDNN, MKL_CBWR, logs) before paddle is imported
+
 warnings.filterwarnings("ignore", message="No ccache found")
 warnings.filterwarnings("ignore", message="When training, we now always track global mean and variance")
 
@@ -13,10 +14,10 @@ from paddle_cnns.runtime import set_threads  # noqa: E402
 
 set_threads()
 paddle.set_device("cpu")
-# MKL reads MKL_CBWR once, at its first call. The CLIs set MKL_CBWR=AUTO,STRICT for their runs
-# (float32 only); with it, MKL's float64 GEMM dies of SIGILL on AMD CPUs (seen on an EPYC), and
-# some tests compare in float64. So MKL starts here without it, whatever a CLI module sets later
-# for the subprocesses the tests start.
+# MKL reads MKL_CBWR once, at its first call. Importing ablations sets MKL_CBWR=AUTO,STRICT for
+# runs (float32 only); with it, MKL's float64 GEMM dies of SIGILL on AMD CPUs (seen on an EPYC),
+# and some tests compare in float64. So MKL starts here without it; the subprocesses the tests
+# start still get it.
 _cbwr = os.environ.pop("MKL_CBWR", None)
 paddle.matmul(paddle.ones([2, 2], dtype="float64"), paddle.ones([2, 2], dtype="float64"))
 if _cbwr is not None:

@@ -80,7 +80,7 @@ def row(run_id_name, seed, test_acc, **kw):
          "test_split": "test", "test_acc": test_acc, "test_top5": 0.9, "test_balanced_acc": test_acc,
          "test_loss": 1.2, "params": 44_708_240, "macs": 241_909_760, "train_time_s": 30.0 + seed,
          "wall_time_s": 40.0, "images_per_s": 11.0, "paddle_version": "3.3.1", "device": "cpu", "threads": 2,
-         "fast_layers": True, "logdir": f"nowhere/{run_id_name}/seed{seed}",
+         "layers": "fast", "layers_used": "fast", "logdir": f"nowhere/{run_id_name}/seed{seed}",
          "class_names": [f"c{i}" for i in range(10)], "test_per_class_acc": [test_acc] * 10,
          "test_confusion": [[8 if i == j else 0 for j in range(10)] for i in range(10)]}
     r.update(kw)

@@ -20,22 +20,25 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_tiny_train_benchmark_writes_csv_and_markdown_with_the_expected_columns(tmp_path):
     out = str(tmp_path / "train")
     rows = train.main(["--cases", "all_tricks:32:4", "--reps", "1", "--steps", "1", "--no-torch",
-                       "--compare-plain", "--out", out])
+                       "--compare-plain", "--compare-fast", "--out", out])
     assert len(rows) == 1
     with open(out + ".csv", newline="") as f:
         (row,) = list(csv.DictReader(f))
     for key in ("model", "px", "batch", "ours", "bare", "hapi", "plain", "eval", "ours/bare", "ours/hapi",
-                "ours/plain", "eval/train", "mmacs", "gflops", "peak_pct", "rss_ours_mb", "gemm_peak_gflops"):
+                "ours/plain", "fast", "ours/fast", "eval/train", "mmacs", "gflops", "peak_pct", "rss_ours_mb",
+                "gemm_peak_gflops", "layers", "cpu_flags"):
         assert row[key] not in ("", None), key
     assert row["model"] == "all_tricks" and row["px"] == "32" and row["batch"] == "4"
+    assert row["layers"] == "onednn"  # auto, on a CPU whose paddle can (tests run with the CLIs' flags)
     assert float(row["ours"]) > 0 and float(row["rss_ours_mb"]) > 0
     text = open(out + ".md").read()
     header = next(line for line in text.splitlines() if line.startswith("| model"))
     for column in ("ours img/s", "bare img/s", "hapi img/s", "ours/bare", "ours/hapi", "eval img/s",
-                   "eval/train", "MACs/img (M)", "GFLOP/s", "% of GEMM peak", "plain img/s", "fast/plain"):
+                   "eval/train", "MACs/img (M)", "GFLOP/s", "% of GEMM peak", "plain img/s", "ours/plain",
+                   "fast img/s", "ours/fast", "ours' layers"):
         assert f"| {column} |" in header, column
     assert "torch" not in header  # --no-torch leaves its columns out
-    assert "Targets of issue 6" in text
+    assert "Targets (issues 6 and 12)" in text
 
 
 def test_bench_cli_rejects_unknown_commands_and_bad_cases(capsys):

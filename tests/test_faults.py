@@ -27,7 +27,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = ["--variant", "lenet", "--optimizer", "adam", "--lr", "0.01", "--epochs", "3", "--dataset", "synthetic",
          "--image-size", "32", "--max-per-class", "4", "--batch-size", "8"]
 ONE = [*SMALL, "--threads", "1"]  # one run, one thread: bitwise comparable with the reference
-RID = "synthetic/32px/lenet/seed0"
+RID = "lenet/s0/synthetic-32px"
 METRICS = ("best_eval_acc", "best_epoch", "final_eval_acc", "final_eval_loss", "final_train_loss", "epochs_done",
            "test_acc", "test_loss", "test_top5", "data_fingerprint", "status")
 
@@ -188,7 +188,7 @@ def test_workers_of_a_killed_sweep_stop_with_it_and_resume_records_each_run_once
     sweep = [*SMALL, "--seeds", "0,1", "--jobs", "2", "--threads", "2"]  # one thread per worker
     parent = subprocess.Popen(_cli(tmp_path, *sweep), cwd=tmp_path, env=_env("epoch=1:STOP"),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    rids = [RID, RID.replace("seed0", "seed1")]
+    rids = [RID, RID.replace("/s0/", "/s1/")]
     workers = []
     try:
         _wait(lambda: all(_lock_pid(tmp_path, r) not in (None, parent.pid) for r in rids),
@@ -231,7 +231,7 @@ def test_a_finished_run_pointed_at_a_new_store_is_recorded_there_exactly_once(re
 def test_disk_full_while_appending_the_row_leaves_the_store_intact_and_resume_records_it_once(reference, tmp_path):
     with open(reference / "results.csv") as f:  # a store holding seed 1's row already
         header, *rows = f.read().splitlines(keepends=True)
-    other = header + "".join(r for r in rows if "seed1" in r)
+    other = header + "".join(r for r in rows if "/s1/" in r)
     (tmp_path / "results.csv").write_text(other)
     failed = _run(tmp_path, *ONE, fault="write=results:ENOSPC@300", check=False)
     assert failed.returncode == 1 and "No space left on device" in failed.stdout, failed.stdout

@@ -3,6 +3,7 @@
     python -m ablations.bench train                          # default cases, a few minutes on 2 cores
     python -m ablations.bench train --cases issue            # the issue's table, plus all-tricks at 224 px
     python -m ablations.bench train --cases googlenet:64:32,vgg13_bn:64 --reps 7 --compare-plain
+    python -m ablations.bench train --compare-fast --torch-python /work/venv-bench/bin/python
 
 For each case (model, image size, batch) every system trains the same architecture on the same
 random batch: `ours` is paddle_cnns.engine.fit (reseeding, loss check, accuracy, scheduler);
@@ -10,15 +11,18 @@ random batch: `ours` is paddle_cnns.engine.fit (reseeding, loss check, accuracy,
 paddle.Model.fit; these three (and `eval`) train the very same network in one worker process,
 so their ratios measure the loop alone. `torch` is PyTorch eager on a mirror of the model
 (ablations/bench/torch_models.py, same parameter count); `eval` is paddle_cnns.engine.evaluate
-over the same batches. With --compare-plain, `plain` is `ours` with paddle's own layers instead
-of paddle_cnns.fast's and `hapi_plain` is paddle.Model.fit with paddle's own layers (the
-standard paddle way), both in a second worker. Repetitions of all
+over the same batches. `ours` builds its model with --layers (default auto: oneDNN convs on a CPU
+where paddle can, see paddle_cnns.impl). With --compare-plain, `plain` is `ours` with paddle's own
+layers and `hapi_plain` is paddle.Model.fit with paddle's own layers (the standard paddle way),
+both in a second worker; with --compare-fast, `fast` is `ours` with paddle_cnns.fast's layers
+(no oneDNN: the default before issue 12) in a third. Repetitions of all
 systems are interleaved and every ratio is a ratio of medians from this one run. Peak RSS is
 each worker's (VmHWM): ours covers ours, bare, hapi and eval on one network.
 Training GFLOP/s count 3 x 2 x MACs per image (forward, and a backward of twice the forward).
 """
 from __future__ import annotations
 import argparse
+import os
 import sys
 import time
 
@@ -35,10 +39,13 @@ PRESETS = {
 NUM_CLASSES = 16
 # Systems that train the same network in the same worker process, so their ratios measure the
 # loop alone (two processes running the same work differ by up to ~8% in medians here).
-NET_OF = {"ours": "ours", "bare": "ours", "hapi": "ours", "eval": "ours", "plain": "plain", "hapi_plain": "plain"}
+NET_OF = {"ours": "ours", "bare": "ours", "hapi": "ours", "eval": "ours", "plain": "plain", "hapi_plain": "plain",
+          "fast": "fast"}
+# The layers each worker's network is built with ("ours": --layers).
+LAYERS_OF = {"plain": "plain", "fast": "fast"}
 LR = 0.001  # speed does not depend on it; small enough that 50 steps on noise stay finite
 
-# Issue 6's targets, each a ratio measured in one run.
+# Issues 6 and 12's targets, each a ratio measured in one run (issue 12: ours/torch >= 0.9 at 224 px).
 TARGETS = {"ours/bare": 0.97, "ours/hapi": 1.2, "ours/hapi_plain": 1.2, "ours/torch": 1.0, "peak_pct": 50.0, "eval/train": 2.0,
            "rss ours/torch": 1.2}
 
@@ -49,8 +56,9 @@ COLUMNS = [("model", "model", 0), ("px", "px", 0), ("batch", "batch", 0),
            ("eval img/s", "eval", 1), ("eval/train", "eval/train", 2),
            ("MACs/img (M)", "mmacs", 0), ("GFLOP/s", "gflops", 1), ("% of GEMM peak", "peak_pct", 1),
            ("peak RSS ours/torch (MiB)", "rss_pair", 0), ("RSS ours/torch", "rss ours/torch", 2)]
-PLAIN_COLUMNS = [("plain img/s", "plain", 1), ("fast/plain", "ours/plain", 2),
+PLAIN_COLUMNS = [("plain img/s", "plain", 1), ("ours/plain", "ours/plain", 2),
                  ("hapi plain img/s", "hapi_plain", 1), ("ours/hapi plain", "ours/hapi_plain", 2)]
+FAST_COLUMNS = [("fast img/s", "fast", 1), ("ours/fast", "ours/fast", 2), ("peak RSS fast (MiB)", "rss_fast_mb", 0)]
 
 
 # ---------------------------------------------------------------- paddle worker
@@ -58,11 +66,11 @@ PLAIN_COLUMNS = [("plain img/s", "plain", 1), ("fast/plain", "ours/plain", 2),
 class PaddleWorker:
     """Builds the case's models in this process and times one system per request."""
 
-    def setup(self, model, px, batch, threads, fast_layers, systems, describe_model=False):
+    def setup(self, model, px, batch, threads, layers, systems, describe_model=False):
         import paddle
         import paddle.nn as nn
 
-        from paddle_cnns import create_model, fast, runtime
+        from paddle_cnns import create_model, runtime
         from paddle_cnns.engine import make_optimizer, piecewise_decay
         from paddle_cnns.summary import count_params, summarize_model
 
@@ -78,9 +86,8 @@ class PaddleWorker:
             key = NET_OF[system]
             if key in self.nets:
                 continue
-            with fast.use_fast_layers(fast_layers and key == "ours"):
-                paddle.seed(0)
-                net = create_model(model, num_classes=NUM_CLASSES, image_size=px)
+            paddle.seed(0)
+            net = create_model(model, num_classes=NUM_CLASSES, image_size=px, layers=LAYERS_OF.get(key, layers))
             sched = piecewise_decay(LR, 1, 10**9)
             self.nets[key], self.scheds[key] = net, sched
             self.opts[key] = make_optimizer("momentum", net.parameters(), sched)
@@ -88,7 +95,7 @@ class PaddleWorker:
             self.hapi[key] = paddle.Model(net)
             self.hapi[key].prepare(self.opts[key], nn.CrossEntropyLoss())
             if not info:
-                info = {"params": count_params(net),
+                info = {"params": count_params(net), "layers": net.layers,
                         "macs": sum(r.macs for r in summarize_model(net, 3, px))}
                 if describe_model:
                     from .torch_models import describe
@@ -115,6 +122,9 @@ class PaddleWorker:
 
     def _plain(self, steps):
         return self._fit("plain", steps)
+
+    def _fast(self, steps):
+        return self._fit("fast", steps)
 
     def _bare(self, steps):
         import paddle.nn.functional as F
@@ -162,6 +172,17 @@ def worker_main() -> None:
 
 # ---------------------------------------------------------------- coordinator
 
+def cpu_flags() -> str:
+    """The CPU features that decide bf16 speed (AMX, AVX512-BF16): machines differ, tables say which."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            text = f.read()
+    except OSError:
+        return "unknown"
+    flags = sorted({w for w in text.split() if w.startswith("amx") or w == "avx512_bf16"})
+    return " ".join(flags) or "no amx, no avx512_bf16"
+
+
 def parse_cases(text: str, batch: int) -> list[tuple[str, int, int]]:
     from paddle_cnns import get_spec
     from paddle_cnns.errors import UsageError
@@ -186,21 +207,21 @@ def parse_cases(text: str, batch: int) -> list[tuple[str, int, int]]:
 
 
 def measure_case(model, px, batch, args, torch_python) -> dict:
-    systems = ["ours", "bare", "hapi", "eval"] + (["plain", "hapi_plain"] if args.compare_plain else [])
-    workers = {"ours": common.Worker("ours", "ablations.bench.train")}
-    owner = {s: "ours" if NET_OF[s] == "ours" else "plain" for s in systems}
-    if args.compare_plain:
-        workers["plain"] = common.Worker("plain", "ablations.bench.train")
+    systems = (["ours", "bare", "hapi", "eval"] + (["plain", "hapi_plain"] if args.compare_plain else [])
+               + (["fast"] if args.compare_fast else []))
+    owner = {s: NET_OF[s] for s in systems}
+    workers = {name: common.Worker(name, "ablations.bench.train") for name in dict.fromkeys(owner.values())}
     if torch_python:
         workers["torch"] = common.Worker("torch", "ablations.bench.torch_models", python=torch_python)
         owner.update(torch="torch", torch_eval="torch")
         systems += ["torch", "torch_eval"]
     try:
-        setup = dict(model=model, px=px, batch=batch, threads=args.threads, fast_layers=not args.plain_layers)
+        setup = dict(model=model, px=px, batch=batch, threads=args.threads, layers=args.layers)
         info = workers["ours"].call("setup", systems=[s for s in systems if owner[s] == "ours"],
                                     describe_model=bool(torch_python), **setup)
-        if args.compare_plain:
-            workers["plain"].call("setup", systems=["plain", "hapi_plain"], **setup)
+        for name in ("plain", "fast"):
+            if name in workers:
+                workers[name].call("setup", systems=[s for s in systems if owner[s] == name], **setup)
         if torch_python:
             workers["torch"].call("setup", spec=info["spec"], px=px, batch=batch, threads=args.threads)
 
@@ -213,7 +234,7 @@ def measure_case(model, px, batch, args, torch_python) -> dict:
         for w in workers.values():
             w.close()
     ips = {s: batch * args.steps / common.median(t) for s, t in times.items()}
-    row = {"model": model, "px": px, "batch": batch, **ips,
+    row = {"model": model, "px": px, "batch": batch, "layers": info["layers"], **ips,
            "ours/bare": ips["ours"] / ips["bare"], "ours/hapi": ips["ours"] / ips["hapi"],
            "eval/train": ips["eval"] / ips["ours"],
            "params": info["params"], "mmacs": info["macs"] / 1e6,
@@ -222,6 +243,9 @@ def measure_case(model, px, batch, args, torch_python) -> dict:
     if "plain" in ips:
         row["ours/plain"] = ips["ours"] / ips["plain"]
         row["ours/hapi_plain"] = ips["ours"] / ips["hapi_plain"]
+    if "fast" in ips:
+        row["ours/fast"] = ips["ours"] / ips["fast"]
+        row["rss_fast_mb"] = rss["fast"]
     if torch_python:
         row["ours/torch"] = ips["ours"] / ips["torch"]
         row["torch_gflops"] = 6 * info["macs"] * ips["torch"] / 1e9
@@ -257,9 +281,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=2, help="training steps per timed repetition")
     p.add_argument("--reps", type=int, default=5, help="interleaved repetitions per system (medians reported)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads per system (default: every core)")
-    p.add_argument("--plain-layers", action="store_true", help="paddle's own layers instead of paddle_cnns.fast's")
+    p.add_argument("--layers", default="auto", choices=["auto", "plain", "fast", "onednn"],
+                   help="conv and pool implementation of `ours` (paddle_cnns.impl)")
+    p.add_argument("--plain-layers", action="store_true", help="same as --layers plain")
     p.add_argument("--compare-plain", action="store_true",
-                   help="also time our loop with paddle's own layers (columns plain img/s, fast/plain)")
+                   help="also time our loop with paddle's own layers (columns plain img/s, ours/plain)")
+    p.add_argument("--compare-fast", action="store_true",
+                   help="also time our loop with paddle_cnns.fast's layers, no oneDNN (columns fast img/s, ours/fast)")
     p.add_argument("--torch-python", default=sys.executable,
                    help="python with torch installed (pip install -r requirements-bench.txt) for the PyTorch columns")
     p.add_argument("--no-torch", action="store_true", help="leave out the PyTorch columns")
@@ -270,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
 @main_guard
 def main(argv=None) -> list[dict]:
     args = build_parser().parse_args(argv)
+    if args.plain_layers:
+        args.layers = "plain"
     quiet_paddle_logs()
     import paddle
 
@@ -293,12 +323,13 @@ def main(argv=None) -> list[dict]:
     info = common.machine()
     print(f"{info['cpu']}, {info['cores']} cores, {args.threads} threads; paddle {paddle.__version__}; "
           f"fp32 GEMM peak (paddle.matmul 2048^3, best of 15): {args.peak:.0f} GFLOP/s; "
-          f"{'plain' if args.plain_layers else 'fast'} layers", flush=True)
+          f"--layers {args.layers}; MKL_CBWR={os.environ.get('MKL_CBWR', '(unset)')}; CPU flags: {cpu_flags()}",
+          flush=True)
     rows = []
     for model, px, batch in cases:
         started = time.time()
         row = measure_case(model, px, batch, args, torch_python)
-        row.update(threads=args.threads, steps=args.steps, reps=args.reps, layers="plain" if args.plain_layers else "fast",
+        row.update(threads=args.threads, steps=args.steps, reps=args.reps, cpu_flags=cpu_flags(),
                    gemm_peak_gflops=round(args.peak, 1), paddle=paddle.__version__, cpu=info["cpu"],
                    date=time.strftime("%Y-%m-%d %H:%M"))
         rows.append(row)
@@ -306,14 +337,15 @@ def main(argv=None) -> list[dict]:
               f"ours/hapi {row['ours/hapi']:.2f}"
               + (f", ours/torch {row['ours/torch']:.2f}" if "ours/torch" in row else "")
               + f", eval/train {row['eval/train']:.2f} ({time.time() - started:.0f} s)", flush=True)
-    columns = COLUMNS + (PLAIN_COLUMNS if args.compare_plain else [])
+    columns = (COLUMNS + (PLAIN_COLUMNS if args.compare_plain else []) + (FAST_COLUMNS if args.compare_fast else [])
+               + [("ours' layers", "layers", 0)])
     if not torch_python:
         columns = [c for c in columns if "torch" not in c[0]] + [("peak RSS ours (MiB)", "rss_ours_mb", 0)]
     header = (f"Training images/s, {info['cpu']}, {args.threads} threads, paddle {paddle.__version__}, "
-              f"{'plain paddle' if args.plain_layers else 'fast'} layers; medians of {args.reps} interleaved "
+              f"--layers {args.layers}; CPU flags {cpu_flags()}; medians of {args.reps} interleaved "
               f"repetitions of {args.steps} steps; fp32 GEMM peak {args.peak:.0f} GFLOP/s (paddle.matmul); "
               f"{time.strftime('%Y-%m-%d %H:%M')}.")
-    text = "\n\n".join([header, common.markdown_table(rows, columns), "Targets of issue 6:\n" + targets_text(rows)])
+    text = "\n\n".join([header, common.markdown_table(rows, columns), "Targets (issues 6 and 12):\n" + targets_text(rows)])
     common.write_csv(rows, args.out + ".csv")
     common.write_text(text + "\n", args.out + ".md")
     print("\n" + text + f"\n\nwritten: {args.out}.csv, {args.out}.md")

@@ -45,19 +45,24 @@ class PeakMemory:
         import psutil
 
         self.me, self.peak, self.done = psutil.Process(self.pid), 0, threading.Event()
-
-        def sample():
-            while not self.done.wait(0.05):
-                try:
-                    procs = [self.me] + self.me.children(recursive=True)
-                    self.peak = max(self.peak, sum(p.memory_full_info().pss for p in procs))
-                except Exception:  # a worker ended between listing and reading: skip this sample
-                    pass
-        self.thread = threading.Thread(target=sample, daemon=True)
+        self._sample()  # a pass shorter than one interval is still measured
+        self.thread = threading.Thread(target=self._watch, daemon=True)
         self.thread.start()
         return self
 
+    def _sample(self) -> None:
+        try:
+            procs = [self.me] + self.me.children(recursive=True)
+            self.peak = max(self.peak, sum(p.memory_full_info().pss for p in procs))
+        except Exception:  # a worker ended between listing and reading: skip this sample
+            pass
+
+    def _watch(self) -> None:
+        while not self.done.wait(0.05):
+            self._sample()
+
     def __exit__(self, *exc):
+        self._sample()
         self.done.set()
         self.thread.join()
         self.mib = self.peak / 2**20
@@ -146,7 +151,8 @@ def stream_rows(folder: str, image_size: int, batch_size: int, workers: list, ba
                      "note": f"{part['images']} images (train augmentation); peak memory {part['peak_mib']:.0f} MiB"})
     most = max(workers)
     full = _in_worker("pass", workers=most, batches=None, **common)
-    rows.append({"metric": f"peak memory (PSS, with workers), a pass over all {n} train images, {most} workers",
+    rows.append({"metric": f"peak memory (PSS, with workers), a pass over all {n} train images, "
+                           f"{most} worker{'s' if most != 1 else ''}",
                  "value": round(full["peak_mib"]), "unit": "MiB", "target": "",
                  "note": f"vs {parts[most]['peak_mib']:.0f} MiB for {batches} batches; {full['rate']:.1f} images/s"})
     rate = _in_worker("train", model_name=model, image_size=image_size, num_classes=bundle.num_classes,

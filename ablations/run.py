@@ -202,7 +202,8 @@ def _list() -> None:
     print("trick variants:", ", ".join(study.TRICKS))
     print("groups: all (classics + tricks), tricks, classics; ad-hoc trick sets via --tricks "
           + ",".join(Tricks.names()[:2]) + ",...")
-    about = {"article": "the article's", "cpu": "sized for a 2-core CPU"}
+    about = {"article": "the article's", "cpu": "sized for a 2-core CPU",
+             "cpu64": "the 64 px CPU study, scripts/study64.sh"}
     for r in study.RECIPES.values():
         print(f"recipe {r.name} ({about.get(r.name, 'custom')}): {r.image_size} px, {r.epochs} epochs, "
               f"batch {r.batch_size}, {r.optimizer} lr {r.lr}, momentum {r.momentum}, weight decay {r.weight_decay}")

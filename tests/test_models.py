@@ -146,120 +146,12 @@ def test_aux_heads_follow_the_paper_at_224_px():
     assert model.aux1.fc[3].p == 0.7
 
 
-def _layers(model):
-    """(block, layer path, type, parameter shapes) for every leaf layer."""
-    rows = []
-    for block_name, block in model.named_blocks():
-        for path, layer in block.named_sublayers(include_self=True):
-            if not list(layer.children()):
-                rows.append((block_name, path, type(layer).__name__,
-                             tuple(tuple(p.shape) for p in layer.parameters(include_sublayers=False))))
-    return rows
-
-
-def _diff(a, b):
-    """Blocks whose leaf layers differ between two models."""
-    blocks = dict.fromkeys([r[0] for r in a] + [r[0] for r in b])
-    return {blk for blk in blocks if [r for r in a if r[0] == blk] != [r for r in b if r[0] == blk]}
-
-
-def _build(variant):
-    return pc.create_model(variant, num_classes=16, image_size=64)
-
-
-STAGES = {f"stage{i}" for i in range(1, 7)}
-
-
-def test_batch_norm_trick_adds_a_batchnorm_after_each_conv_activation_only():
-    sig, base = _layers(_build("sigmoid")), _layers(_build("baseline"))
-    assert _diff(sig, base) == STAGES
-    strip = lambda rows: [(r[0], r[2], r[3]) for r in rows]  # noqa: E731  (paths shift)
-    assert strip([r for r in base if r[2] != "BatchNorm2D"]) == strip(sig)
-    convs = [i for i, r in enumerate(base) if r[2] == "Conv2D"]
-    for i in convs:  # the article's order: conv -> activation -> BatchNorm
-        assert base[i + 1][2] == "Sigmoid" and base[i + 2][2] == "BatchNorm2D"
-
-
-def test_leaky_relu_trick_changes_only_activations():
-    base, leaky = _layers(_build("baseline")), _layers(_build("leaky_relu"))
-    changed = [(a, b) for a, b in zip(base, leaky) if a != b]
-    assert len(base) == len(leaky) and changed
-    assert all(a[2] == "Sigmoid" and b[2] == "LeakyReLU" for a, b in changed)
-    assert not any(r[2] == "Sigmoid" for r in leaky)
-
-
-def test_gap_trick_changes_only_the_head_to_global_pooling_and_one_linear():
-    base, gap = _build("baseline"), _build("gap")
-    assert _diff(_layers(base), _layers(gap)) == {"head"}
-    head = [type(layer).__name__ for layer in gap.blocks.head.children()]
-    assert head == ["AdaptiveAvgPool2D", "Flatten", "Linear"]
-
-
-def test_dropout_trick_adds_dropout_before_the_last_linear_only():
-    base, drop = _layers(_build("baseline")), _layers(_build("dropout"))
-    assert _diff(base, drop) == {"head"}
-    strip = lambda rows: [(r[0], r[2], r[3]) for r in rows]  # noqa: E731  (paths shift by one)
-    assert strip([r for r in drop if r[2] != "Dropout"]) == strip(base)
-    head = [r[2] for r in drop if r[0] == "head"]
-    assert head[-2:] == ["Dropout", "Linear"]
-    model = _build("dropout")
-    assert [m.p for m in model.sublayers() if isinstance(m, nn.Dropout)] == [0.5]
-
-
-def test_conv3x3_trick_replaces_each_5x5_by_two_3x3_convs_with_bn():
-    base, small = _build("baseline"), _build("conv3x3")
-    assert _diff(_layers(base), _layers(small)) == STAGES
-    for i in range(1, 7):
-        stage = getattr(small.blocks, f"stage{i}")
-        convs = [m for m in stage.sublayers() if isinstance(m, nn.Conv2D)]
-        bns = [m for m in stage.sublayers() if isinstance(m, nn.BatchNorm2D)]
-        assert [tuple(c.weight.shape[2:]) for c in convs] == [(3, 3), (3, 3)] and len(bns) == 2
-    # same head: the maps keep their sizes, so the flatten is unchanged
-    assert _layers(base)[-4:] == _layers(small)[-4:]
-
-
-def test_concat_conv_trick_replaces_stage5_with_a_four_branch_block_and_adds_dropout():
-    base, cc = _build("baseline"), _build("concat_conv")
-    assert _diff(_layers(base), _layers(cc)) == {"stage5", "head"}
-    block = cc.blocks.stage5[0]
-    assert type(block).__name__ == "ConcatConv"
-    x = paddle.randn([2, 512, 4, 4])  # stage 4's output
-    assert block(x).shape == [2, 1024, 4, 4]
-    kernels = sorted({tuple(m.weight.shape[2:]) for m in block.sublayers() if isinstance(m, nn.Conv2D)})
-    assert kernels == [(1, 1), (3, 3), (5, 5)]
-    assert any(isinstance(m, nn.Dropout) for m in cc.blocks.head.children())
-
-
-def test_all_tricks_combines_single_3x3_convs_bn_leaky_concat_at_5_and_6_gap_and_dropout():
-    model = _build("all_tricks")
-    for i in range(1, 5):
-        stage = getattr(model.blocks, f"stage{i}")
-        convs = [m for m in stage.sublayers() if isinstance(m, nn.Conv2D)]
-        assert [tuple(c.weight.shape[2:]) for c in convs] == [(3, 3)]
-    assert type(model.blocks.stage5[0]).__name__ == "ConcatConv"
-    assert type(model.blocks.stage6[0]).__name__ == "ConcatConv"
-    kinds = {type(m).__name__ for m in model.sublayers()}
-    assert "Sigmoid" not in kinds and {"LeakyReLU", "BatchNorm2D", "Dropout", "AdaptiveAvgPool2D"} <= kinds
-
-
-def test_any_trick_combination_builds_and_is_named_consistently():
-    t = pc.Tricks.parse("batch_norm,gap")
-    assert t == pc.VARIANTS["gap"] and t.variant == "gap"
-    odd = pc.Tricks.parse("leaky_relu+concat6")
-    assert odd.variant == "tricks-leaky_relu+concat6"
-    model = pc.create_model(odd.variant, num_classes=3, image_size=32)
-    assert model.model_name == "tricks-leaky_relu+concat6" and model.tricks == odd
-    assert model(paddle.randn([2, 3, 32, 32])).shape == [2, 3]
-    with pytest.raises(pc.UsageError, match="unknown trick 'bn'"):
-        pc.Tricks.parse("bn")
-
-
-def test_weights_are_initialised_explicitly_for_the_activation():
-    """Xavier-uniform bounds for sigmoid nets, He-uniform for ReLU nets; zero biases."""
-    sig = pc.create_model("sigmoid", image_size=32)
-    conv = sig.blocks.stage2[0][0]  # stage -> conv block -> conv
-    fan_in, fan_out = 64 * 25, 128 * 25
-    bound = np.sqrt(6.0 / (fan_in + fan_out))
+def test_classics_keep_their_own_initialisation():
+    """Xavier-uniform bounds for the sigmoid LeNet, He-uniform for ReLU nets; zero biases.
+    (The trick chain's fluid init: tests/test_trick_chain.py.)"""
+    lenet = pc.create_model("lenet", image_size=32)
+    conv = lenet.blocks.conv2[0]
+    bound = np.sqrt(6.0 / (6 * 25 + 16 * 25))
     w = conv.weight.numpy()
     assert np.abs(w).max() <= bound + 1e-6 and np.abs(w).max() > 0.9 * bound
     assert np.all(conv.bias.numpy() == 0)

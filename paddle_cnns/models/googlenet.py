@@ -4,7 +4,7 @@ from __future__ import annotations
 import paddle
 import paddle.nn as nn
 
-from ..layers import conv_block, max_pool2d
+from ..layers import batch_norm as batch_norm2d, conv_block, max_pool2d
 from ..registry import ModelSpec, register
 from .base import BlockNet
 
@@ -65,19 +65,26 @@ class GoogLeNet(BlockNet):
     """GoogLeNet: stem (b1, b2), Inception stages b3-b5 with global pooling, dropout, one Linear.
 
     batch_norm=True: conv-BN-ReLU everywhere (Ioffe & Szegedy's Inception-BN style).
+    article_bn=True: the article's GoogLeNet_BN, three BatchNorms only: after b1's pool, after
+    b3's pool and after the global pooling (the article found more than 2-3 BN layers lowered
+    its accuracy).
     """
 
-    def __init__(self, num_classes, in_channels, image_size, batch_norm=False, aux_logits=False):
+    def __init__(self, num_classes, in_channels, image_size, batch_norm=False, aux_logits=False,
+                 article_bn=False):
         norm = "pre" if batch_norm else None
         pool = lambda: max_pool2d(3, 2, padding=1)  # noqa: E731  d2l's padding=1 pools
+        bn = lambda c: [batch_norm2d(c)] if article_bn else []  # noqa: E731
         blocks = [
-            ("b1", nn.Sequential(conv_block(in_channels, 64, 7, 2, 3, norm=norm), pool())),
+            ("b1", nn.Sequential(conv_block(in_channels, 64, 7, 2, 3, norm=norm), pool(), *bn(64))),
             ("b2", nn.Sequential(conv_block(64, 64, 1, norm=norm),
                                  conv_block(64, 192, 3, padding=1, norm=norm), pool())),
-            ("b3", nn.Sequential(*[Inception(*c, norm=norm) for c in INCEPTION_3], pool())),
+            ("b3", nn.Sequential(*[Inception(*c, norm=norm) for c in INCEPTION_3], pool(), *bn(480))),
             ("b4", nn.Sequential(*[Inception(*c, norm=norm) for c in INCEPTION_4], pool())),
+            # BatchNorm2D on the 1x1 pooled map, before flattening: the same normalisation as a
+            # 1-d BatchNorm on the 1024 features.
             ("b5", nn.Sequential(*[Inception(*c, norm=norm) for c in INCEPTION_5],
-                                 nn.AdaptiveAvgPool2D(1), nn.Flatten())),
+                                 nn.AdaptiveAvgPool2D(1), *bn(1024), nn.Flatten())),
             # Dropout 0.4 before the single Linear, as in the paper.
             ("head", nn.Sequential(nn.Dropout(0.4), nn.Linear(1024, num_classes))),
         ]
@@ -108,9 +115,9 @@ class GoogLeNet(BlockNet):
         return logits, *aux
 
 
-def googlenet(num_classes, in_channels, image_size, batch_norm=False, aux_logits=False):
+def googlenet(num_classes, in_channels, image_size, batch_norm=False, aux_logits=False, article_bn=False):
     """A GoogLeNet for `num_classes` classes (options: see GoogLeNet)."""
-    return GoogLeNet(num_classes, in_channels, image_size, batch_norm, aux_logits)
+    return GoogLeNet(num_classes, in_channels, image_size, batch_norm, aux_logits, article_bn)
 
 
 # Five stride-2 stages take 32 px to a 1x1 map before global pooling; smaller inputs run but
@@ -123,3 +130,7 @@ for _bn in (False, True):
             summary="GoogLeNet (Inception v1)" + (", conv-BN-ReLU everywhere" if _bn else "")
                     + (", two auxiliary classifiers" if _aux else ""),
             options={"batch_norm": _bn, "aux_logits": _aux}))
+register(ModelSpec("googlenet_bn_article", googlenet, min_size=32, family="classic",
+                   summary="GoogLeNet (Inception v1) with the article's three BatchNorms: after "
+                           "the first pool, after stage 3's pool and after global pooling",
+                   options={"article_bn": True}))

@@ -7,7 +7,8 @@ from ..layers import conv2d, max_pool2d, output_shape
 from ..registry import ModelSpec, register
 from .base import BlockNet
 
-HIDDEN = 64
+# F6, LeNet-5's hidden layer: 84 units (LeCun et al. 1998), as in the article.
+HIDDEN = 84
 
 
 def lenet(num_classes, in_channels, image_size):
@@ -33,4 +34,4 @@ def lenet(num_classes, in_channels, image_size):
 # 28 px: 24 -> 12 -> 8 -> 4 -> 1; at 27 px conv3 has nothing left.
 # Xavier init: a sigmoid network (the trick chain's fluid init is for its own comparisons).
 register(ModelSpec("lenet", lenet, min_size=28, family="classic", init="xavier",
-                   summary="LeNet-5 layout on large inputs: 3 sigmoid convs, 2 max pools, FC 64, FC"))
+                   summary="LeNet-5 layout on large inputs: 3 sigmoid convs, 2 max pools, FC 84, FC"))

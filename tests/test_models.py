@@ -156,6 +156,14 @@ def test_article_bn_models_put_batchnorm_only_where_the_article_does():
     assert sum(isinstance(m, nn.BatchNorm2D) for m in g.sublayers()) == 3
 
 
+def test_deviations_from_the_article_are_listed_one_line_each():
+    """The report's setup section prints these: (which models, what differs and why)."""
+    assert pc.DEVIATIONS
+    for scope, text in pc.DEVIATIONS:
+        assert scope and len(text) > 40 and "\n" not in text
+    assert any(scope == "alexnet" for scope, _ in pc.DEVIATIONS)
+
+
 def test_googlenet_without_aux_heads_has_about_seven_million_parameters():
     n = count_params(pc.create_model("googlenet", num_classes=1000, image_size=224))
     assert 6.9e6 < n < 7.1e6, n

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import os
+import sys
 
 import numpy as np
 import paddle
@@ -72,6 +73,7 @@ def paddle_inference_logits(files: dict, x: np.ndarray, threads: int = 1) -> np.
     """Run a saved inference model with paddle.inference (CPU) on x [N, C, S, S]."""
     config = paddle.inference.Config(files["model"], files["params"])
     config.disable_gpu()
+    config.disable_glog_info()  # one log line per optimisation pass otherwise
     config.set_cpu_math_library_num_threads(threads)
     predictor = paddle.inference.create_predictor(config)
     handle = predictor.get_input_handle(predictor.get_input_names()[0])
@@ -109,17 +111,22 @@ def to_onnx(files: dict, onnx_path: str, leaky_slopes: list[float], opset: int =
         # pip-install packages into the running environment; returning the bytes skips that.
         options["optimize_tool"] = "none"
     level, p2o_logging.log_level = p2o_logging.log_level, 1  # its INFO lines to stdout: warnings only
+    log = os.path.join(os.path.dirname(os.path.abspath(onnx_path)), "paddle2onnx.log")
     try:
-        data = paddle2onnx.export(files["model"], files["params"], None, **options)
+        with _stdout_to(log):
+            data = paddle2onnx.export(files["model"], files["params"], None, **options)
     except Exception as e:  # it logs and re-raises its own failures in various forms
         raise CNNsError(f"paddle2onnx {paddle2onnx.__version__} could not convert the model "
-                        f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+                        f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}; {_last_line(log)})") from None
     finally:
         p2o_logging.log_level = level
+        if os.path.exists(log):
+            os.remove(log)
     if not data:
         raise CNNsError(f"paddle2onnx {paddle2onnx.__version__} produced no model")
     graph = onnx.load_model_from_string(data)
     fixed = fix_leaky_relu(graph, leaky_slopes)
+    _drop_unused_initializers(graph)
     onnx.checker.check_model(graph)
     onnx.save_model(graph, onnx_path)
     return {"paddle2onnx": paddle2onnx.__version__, "onnx_opset": opset, "leaky_relu_fixed": fixed}
@@ -146,6 +153,39 @@ def fix_leaky_relu(graph, slopes: list[float]) -> int:
     return wrong
 
 
+def _drop_unused_initializers(graph) -> None:
+    """paddle2onnx leaves constants no node reads; onnxruntime warns about each one at load."""
+    used = {name for node in graph.graph.node for name in node.input} | {o.name for o in graph.graph.output}
+    for init in [i for i in graph.graph.initializer if i.name not in used]:
+        graph.graph.initializer.remove(init)
+
+
+@contextlib.contextmanager
+def _stdout_to(path: str):
+    """Send file descriptor 1 to `path` inside the block: paddle2onnx's C++ part prints progress there."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(path, "wb") as f:
+            os.dup2(f.fileno(), 1)
+            try:
+                yield path
+            finally:
+                sys.stdout.flush()
+                os.dup2(saved, 1)
+    finally:
+        os.close(saved)
+
+
+def _last_line(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = [line.strip() for line in f if line.strip()]
+    except OSError:
+        return "no output"
+    return lines[-1] if lines else "no output"
+
+
 def onnx_logits(onnx_path: str, x: np.ndarray, threads: int = 1) -> np.ndarray:
     """Run an ONNX model with onnxruntime (CPU) on x [N, C, S, S]."""
     try:
@@ -154,6 +194,7 @@ def onnx_logits(onnx_path: str, x: np.ndarray, threads: int = 1) -> np.ndarray:
         raise CNNsError("checking an ONNX export needs onnxruntime; pip install -r requirements-export.txt") from None
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
+    options.log_severity_level = 3  # errors only
     session = ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
     return session.run(None, {session.get_inputs()[0].name: np.ascontiguousarray(x, dtype=np.float32)})[0]
 

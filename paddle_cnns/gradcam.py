@@ -63,8 +63,9 @@ def grad_cam(model, x: np.ndarray, layer: str, targets=None) -> tuple[np.ndarray
     """
     sublayers = dict(model.named_sublayers())
     if layer not in sublayers:
-        raise UsageError(f"model has no layer {layer!r}; layers with feature maps: "
-                         + ", ".join(sorted(n for n in sublayers if n)[:40]))
+        blocks = [n for n in sublayers if n.count(".") == 1]  # the top-level blocks, e.g. blocks.stage3
+        raise UsageError(f"model has no layer {layer!r}; its blocks are {', '.join(blocks)} "
+                         "(and their numbered parts, e.g. blocks.stage3.0)")
     captured = {}
     handle = sublayers[layer].register_forward_post_hook(lambda l, i, o: captured.__setitem__("a", o))
     model.eval()

@@ -36,7 +36,7 @@ class Trained:
     std: list[float]
     run_dir: str
     weights: str
-    run_id: str = ""
+    run_id: str = ""  # config.json does not record it: run.json's, else the run folder
     dataset: str = ""
     facts_from: str = ""  # where class names and mean/std came from: run.json or the dataset
     config: dict = field(default_factory=dict)
@@ -54,10 +54,10 @@ class Trained:
                 "formula": "x = (pixel / 255 - mean) / std per channel", "layout": "NCHW", "dtype": "float32"}
 
 
-def run_facts(model_name: str, image_size: int, class_names, in_channels: int, mean, std,
+def run_facts(run_id: str, model_name: str, image_size: int, class_names, in_channels: int, mean, std,
               dataset: str = "") -> dict:
     """The facts load_trained needs beyond config.json, as the runner could save them in run.json."""
-    return {"model": model_name, "image_size": int(image_size), "in_channels": int(in_channels),
+    return {"run_id": run_id, "model": model_name, "image_size": int(image_size), "in_channels": int(in_channels),
             "class_names": list(class_names), "mean": [float(m) for m in mean],
             "std": [float(s) for s in std], "dataset": dataset}
 
@@ -159,7 +159,7 @@ def load_trained(path: str, data_dir: str | None = None) -> Trained:
     model.eval()
     return Trained(model, model_name, list(facts["class_names"]), image_size, int(facts["in_channels"]),
                    [float(m) for m in facts["mean"]], [float(s) for s in facts["std"]], run_dir, weights,
-                   run_id=str(_find(config, "run_id", "") or os.path.basename(run_dir)),
+                   run_id=str(facts.get("run_id") or _find(config, "run_id", "") or run_dir),
                    dataset=str(_find(config, "dataset", "")), facts_from=facts_from, config=config)
 
 
@@ -203,7 +203,10 @@ def read_image(path: str, trained: Trained) -> np.ndarray:
             data = f.read()
     except OSError as e:
         raise DataError(f"cannot read image {path} ({e.strerror or type(e).__name__})") from None
-    return decode_image(data, path, trained.image_size, trained.in_channels)
+    try:
+        return decode_image(data, path, trained.image_size, trained.in_channels)
+    except DataError:  # its message is about dataset label lists
+        raise DataError(f"image {path} cannot be decoded: it is truncated or not an image file") from None
 
 
 def normalize(pixels: np.ndarray, trained: Trained) -> np.ndarray:
@@ -222,6 +225,8 @@ def expand_images(paths) -> list[str]:
             if not found:
                 raise DataError(f"folder {path} has no images (.jpg, .jpeg, .png, .bmp)")
             out.extend(found)
+        elif not os.path.exists(path):
+            raise DataError(f"image {path} does not exist")
         else:
             out.append(path)
     if not out:

@@ -15,13 +15,16 @@ import argparse
 import os
 import sys
 
+# Pillow before paddle (which `cli` imports): paddle 2.6 loads its own zlib, and a Pillow first
+# imported after it fails on every PNG ("codec configuration error"); JPEGs are unaffected.
+from PIL import Image  # noqa: F401
+
 from . import cli
 
 cli.quiet_paddle_logs()  # before paddle is imported
 cli.reproducible_mkl()  # the same maps, bit for bit, whatever the thread count
 
 import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
 
 from paddle_cnns.errors import UsageError  # noqa: E402
 

@@ -13,6 +13,10 @@ import argparse
 import json
 import sys
 
+# Pillow before paddle (which `cli` imports): paddle 2.6 loads its own zlib, and a Pillow first
+# imported after it fails on every PNG ("codec configuration error"); JPEGs are unaffected.
+from PIL import Image  # noqa: F401
+
 from . import cli
 
 cli.quiet_paddle_logs()  # before paddle is imported

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 import numpy as np
 import paddle
@@ -205,8 +206,10 @@ def read_image(path: str, trained: Trained) -> np.ndarray:
         raise DataError(f"cannot read image {path} ({e.strerror or type(e).__name__})") from None
     try:
         return decode_image(data, path, trained.image_size, trained.in_channels)
-    except DataError:  # its message is about dataset label lists
-        raise DataError(f"image {path} cannot be decoded: it is truncated or not an image file") from None
+    except DataError as e:  # its advice is about dataset label lists; keep the reason
+        reason = re.sub(r" ?<_io\.BytesIO object at 0x[0-9a-f]+>", "", str(e).partition(" (")[2].partition("); ")[0])
+        raise DataError(f"image {path} cannot be decoded ({reason or 'unknown reason'}): it is truncated or "
+                        "not an image file") from None
 
 
 def normalize(pixels: np.ndarray, trained: Trained) -> np.ndarray:

@@ -101,9 +101,10 @@ def write_overlays(trained, paths: list[str], out_dir: str, result: dict) -> lis
 
 
 def gradcam_figure(runs: list[str], images: list[str], path: str, labels: list[str] | None = None,
-                   layer: str | None = None, data_dir: str | None = None, size: int = 96) -> dict:
+                   layer: str | None = None, data_dir: str | None = None, size: int = 96) -> list[dict]:
     """The report's figure: a row of the images, then one row per run (Grad-CAM of its predicted class
-    at its default layer, or `layer`), captioned with the prediction; returns what each row predicted.
+    at its default layer, or `layer`), captioned with the prediction; returns per run {run, model,
+    layer, predictions}.
 
     labels: the images' true classes, to mark wrong predictions. Deterministic: the same runs and
     images give the same PNG bytes.
@@ -132,7 +133,9 @@ def gradcam_figure(runs: list[str], images: list[str], path: str, labels: list[s
                 ax = axes[r, j]
                 ax.imshow(overlay(image, result["cams"][j]))
                 wrong = labels and trained.class_names[int(result["targets"][j])] != labels[j]
-                ax.set_title(_caption(trained, result, j), fontsize=6.5, color="#c0392b" if wrong else "black")
+                # Below its own map: a title would sit under the map of the row above and be misread.
+                ax.set_xlabel(_caption(trained, result, j), fontsize=6.5, labelpad=2,
+                              color="#c0392b" if wrong else "black")
             axes[r, 0].set_ylabel(f"{trained.model_name}\n{result['layer'].replace('blocks.', '')}", fontsize=6.5)
         for ax in axes.ravel():
             ax.set_xticks([])
@@ -140,7 +143,8 @@ def gradcam_figure(runs: list[str], images: list[str], path: str, labels: list[s
             ax.grid(False)
         fig.tight_layout(pad=0.3)
         save(fig, path)
-    return {trained.model_name: [trained.class_names[int(k)] for k in result["targets"]] for trained, result in rows}
+    return [{"run": trained.run_id, "model": trained.model_name, "layer": result["layer"],
+             "predictions": [trained.class_names[int(k)] for k in result["targets"]]} for trained, result in rows]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -61,7 +61,8 @@ def save_inference_model(model, in_channels: int, image_size: int, out_dir: str,
     model.eval()
     spec = [paddle.static.InputSpec([None, in_channels, image_size, image_size], "float32", INPUT_NAME)]
     prefix = os.path.join(out_dir, PREFIX)
-    with (composite_leaky_relu(model) if composite else contextlib.nullcontext()):
+    swap = composite_leaky_relu(model) if composite else contextlib.nullcontext()
+    with swap:
         paddle.jit.save(model, prefix, input_spec=spec)
     for ext in (".json", ".pdmodel"):
         if os.path.isfile(prefix + ext):

@@ -101,7 +101,7 @@ def images(tmp_path):
     for i, mode in enumerate(("RGB", "L", "RGB")):
         path = str(tmp_path / f"img{i}.{'png' if i else 'jpg'}")
         shape = (40, 56, 3) if mode == "RGB" else (40, 56)
-        Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode).save(path)
+        Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(path)
         paths.append(path)
     return paths
 

@@ -78,8 +78,8 @@ def test_predict_text_output_ranks_five_classes_per_image_of_a_folder(runner_run
 
 def test_a_grayscale_photo_is_seen_as_the_same_gray_in_three_channels(runner_run, tmp_path):
     gray = np.random.default_rng(0).integers(0, 256, (50, 70), dtype=np.uint8)
-    Image.fromarray(gray, "L").save(tmp_path / "gray.png")
-    Image.fromarray(np.stack([gray] * 3, axis=-1), "RGB").save(tmp_path / "rgb.png")
+    Image.fromarray(gray).save(tmp_path / "gray.png")
+    Image.fromarray(np.stack([gray] * 3, axis=-1)).save(tmp_path / "rgb.png")
     trained = load_trained(runner_run)
     a, b = (read_image(str(tmp_path / n), trained) for n in ("gray.png", "rgb.png"))
     assert a.shape == (3, 32, 32) and np.array_equal(a, b)

@@ -150,3 +150,15 @@ def test_load_trained_names_what_is_wrong_with_a_foreign_file(tmp_path):
         f.write(b"\x00garbage")
     with pytest.raises(DataError, match="cannot read weights"):
         load_trained(run, CALTECH16)
+
+
+def test_a_stopped_runs_resumable_checkpoint_loads_when_no_weights_file_is_there(tmp_path):
+    run = make_run(str(tmp_path / "run"), "lenet", 28)
+    best = os.path.join(run, "best.pdparams")
+    state = paddle.load(best)
+    paddle.save({"format": 1, "model": state, "optimizer": {}, "meta": {}}, os.path.join(run, "latest.pdckpt"))
+    os.remove(best)
+    trained = load_trained(run, CALTECH16)
+    assert trained.weights.endswith("latest.pdckpt")
+    loaded = trained.model.state_dict()
+    assert all(np.array_equal(loaded[k].numpy(), np.asarray(v)) for k, v in state.items())

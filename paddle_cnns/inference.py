@@ -132,7 +132,6 @@ def load_trained(path: str, data_dir: str | None = None) -> Trained:
     come from run.json when the run saved one, else from the dataset the way evaluation derives
     them (data_dir: where that dataset is, if not where the run found it).
     """
-    from . import fast
     from .registry import create_model, get_spec
 
     run_dir, weights = _locate(path)
@@ -141,7 +140,7 @@ def load_trained(path: str, data_dir: str | None = None) -> Trained:
         raise DataError(f"{run_dir} has no {CONFIG_FILE}: not a paddle-cnns run folder (the weights alone do not "
                         "say which model or classes they are)")
     config = _read_json(config_path)
-    model_name, image_size = _find(config, "model"), _find(config, "image_size")
+    model_name, image_size = _find(config, "variant") or _find(config, "model"), _find(config, "image_size")
     if not isinstance(model_name, str) or not isinstance(image_size, int):
         raise DataError(f"{config_path} names no model and image size; is it a paddle-cnns run folder?")
     facts_path = os.path.join(run_dir, FACTS_FILE)
@@ -150,11 +149,11 @@ def load_trained(path: str, data_dir: str | None = None) -> Trained:
     else:
         facts, facts_from = dataset_facts(config, data_dir), "dataset"
     state = _load_state(weights)
-    # Paddle's own layers: identical outputs to the training-time fast layers (within rounding),
-    # and plain ops that paddle.jit and paddle2onnx know how to export.
-    with fast.use_fast_layers(False):
-        model = create_model(get_spec(model_name).name, num_classes=len(facts["class_names"]),
-                             in_channels=int(facts["in_channels"]), image_size=image_size)
+    # Paddle's own layers: identical outputs to the training-time oneDNN/fast layers (within
+    # rounding), plain ops that paddle.jit and paddle2onnx know how to export, and autograd that
+    # Grad-CAM can run (paddle.grad rejects the fast layers' channel-bias gradient).
+    model = create_model(get_spec(model_name).name, num_classes=len(facts["class_names"]),
+                         in_channels=int(facts["in_channels"]), image_size=image_size, layers="plain")
     _check_fits(model, state, weights, model_name)
     model.set_state_dict(state)
     model.eval()

@@ -8,7 +8,8 @@ import tarfile
 
 import paddle
 
-from paddle_cnns import create_model, fast
+from ablations.config import Recipe, RunConfig
+from paddle_cnns import create_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CALTECH16 = os.path.join(REPO, "data", "caltech16")  # the committed labels.txt and stats.json
@@ -18,11 +19,9 @@ REAL_TEST_IMAGES = ("airplanes/image_0005.jpg", "car_side/image_0004.jpg", "Leop
 
 
 def runner_config(model: str, image_size: int, dataset: str = "caltech16", seed: int = 0, **extra) -> dict:
-    """config.json as ablations.run writes it (RunConfig.identity())."""
-    return {"model": model, "lr_decay": False, "seed": seed, "dataset": dataset, "image_size": image_size,
-            "recipe": "cpu", "epochs": 1, "batch_size": 8, "optimizer": "momentum", "lr": 0.01, "momentum": 0.9,
-            "weight_decay": 0.0, "decay_epochs": [], "augment": False, "max_per_class": None, "tag": "",
-            "fast_layers": True, "amp": False, **extra}
+    """config.json as ablations.run writes it (RunConfig.to_json())."""
+    cfg = RunConfig(model, Recipe("cpu", image_size, 1, 8, "momentum", 0.01), seed=seed, dataset=dataset)
+    return {**cfg.to_json(), **extra}
 
 
 def make_run(folder: str, model: str, image_size: int, num_classes: int = 16, dataset: str = "caltech16",
@@ -30,8 +29,8 @@ def make_run(folder: str, model: str, image_size: int, num_classes: int = 16, da
     """A run folder with freshly initialised (seeded) weights, as a finished run leaves it."""
     os.makedirs(folder, exist_ok=True)
     paddle.seed(seed)
-    with paddle.utils.unique_name.guard(), fast.use_fast_layers(True):
-        net = create_model(model, num_classes=num_classes, in_channels=3, image_size=image_size)
+    with paddle.utils.unique_name.guard():
+        net = create_model(model, num_classes=num_classes, in_channels=3, image_size=image_size, layers="fast")
     paddle.save(net.state_dict(), os.path.join(folder, weights))
     with open(os.path.join(folder, "config.json"), "w") as f:
         json.dump(runner_config(model, image_size, dataset, seed), f)

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from ablations import explain as explain_cli
-from paddle_cnns import create_model, fast
+from paddle_cnns import create_model
 from paddle_cnns.gradcam import MIN_SIDE, default_layer, feature_layers, grad_cam
 from run_folders import make_run
 
@@ -80,8 +80,7 @@ def test_a_trained_network_is_explained_by_the_square_that_decides_its_class():
 
 
 def test_default_layer_is_the_deepest_map_of_at_least_min_side_pixels():
-    with fast.use_fast_layers(False):
-        at32, at64 = (create_model("all_tricks", 16, 3, s) for s in (32, 64))
+    at32, at64 = (create_model("all_tricks", 16, 3, s, layers="plain") for s in (32, 64))
     assert default_layer(at32, 3, 32) == "blocks.stage4.0"  # stage 4's conv block, 4 x 4 before its pool
     assert default_layer(at64, 3, 64) == "blocks.stage5.0"  # the ConcatConv block, 4 x 4
     shapes = dict(feature_layers(at64, 3, 64))

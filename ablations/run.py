@@ -230,6 +230,7 @@ def _list() -> None:
     print("groups: all (classics + tricks), tricks, classics; ad-hoc trick sets via --tricks "
           + ",".join(Tricks.names()[:2]) + ",...")
     about = {"article": "the article's", "cpu": "sized for a 2-core CPU",
+             "cpu64": "the 64 px CPU study, scripts/study64.sh",
              "imagenet": "the ImageNet GoogLeNet-BN write-up's set-up; streams, augments, decays the LR"}
     for r in study.RECIPES.values():
         print(f"recipe {r.name} ({about.get(r.name, 'custom')}): {r.image_size} px, {r.epochs} epochs, "

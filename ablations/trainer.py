@@ -9,8 +9,7 @@ from dataclasses import asdict, dataclass, replace
 
 import paddle
 
-from paddle_cnns import checkpoint, create_model, get_spec
-from paddle_cnns import distributed
+from paddle_cnns import checkpoint, create_model, distributed, get_spec, inference
 from paddle_cnns.data import make_datasets, make_loader, prepare_caltech16
 from paddle_cnns.distributed import SINGLE, World
 from paddle_cnns.engine import Diverged, Interrupted, TrainState, evaluate, fit, make_optimizer, piecewise_decay
@@ -218,6 +217,11 @@ def train_run(cfg: RunConfig, paths: RunPaths, mode: str, session: Session, stop
             paths.clear()
         os.makedirs(paths.ckpt_dir, exist_ok=True)
         write_json(paths.config, cfg.to_json())
+        # What prediction and export need beyond the config (classes, input normalisation), so a
+        # run folder is usable without its dataset (paddle_cnns.inference.load_trained reads it).
+        write_json(os.path.join(paths.ckpt_dir, inference.FACTS_FILE), inference.run_facts(
+            cfg.run_id, cfg.variant, cfg.recipe.image_size, bundle.class_names, bundle.in_channels,
+            bundle.train.mean.tolist(), bundle.train.std.tolist(), cfg.dataset))
     with paddle.utils.unique_name.guard():  # the names optimizer checkpoints are keyed by
         job = build(cfg, bundle, world, session.sync_bn)
         if not world.is_main:

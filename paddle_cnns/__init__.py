@@ -1,7 +1,8 @@
 """paddle-cnns: the classic CNNs and the article's trick-CNN family for PaddlePaddle dygraph."""
 from .errors import CNNsError, DataError, UsageError
+from .models import DEVIATIONS  # importing the models package fills the registry
 from .models.tricks import PARENTS, VARIANTS, Tricks
 from .registry import ModelSpec, create_model, get_spec, list_models
 
-__all__ = ["CNNsError", "DataError", "UsageError", "Tricks", "VARIANTS", "PARENTS",
+__all__ = ["CNNsError", "DataError", "UsageError", "Tricks", "VARIANTS", "PARENTS", "DEVIATIONS",
            "ModelSpec", "create_model", "get_spec", "list_models"]

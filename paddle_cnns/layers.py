@@ -1,6 +1,8 @@
 """The building blocks every model is made of: one place that makes convs, activations and inits."""
 from __future__ import annotations
+
 import contextlib
+import functools
 
 import paddle
 import paddle.nn as nn
@@ -11,11 +13,14 @@ from .errors import UsageError
 ACTIVATIONS = {
     "relu": nn.ReLU,
     "sigmoid": nn.Sigmoid,
-    "leaky_relu": nn.LeakyReLU,  # paddle's default slope 0.01, as the article's nn.LeakyReLU()
+    # The article's conv2d(act='leaky_relu') is fluid's leaky_relu with its default slope 0.02
+    # (paddle 2's nn.LeakyReLU defaults to 0.01).
+    "leaky_relu": functools.partial(nn.LeakyReLU, 0.02),
 }
 
 
 def activation(name: str) -> nn.Layer:
+    """A new activation layer by name: relu, sigmoid or leaky_relu (slope 0.02)."""
     if name not in ACTIVATIONS:
         raise UsageError(f"unknown activation {name!r}; known: {', '.join(sorted(ACTIVATIONS))}")
     return ACTIVATIONS[name]()
@@ -56,7 +61,8 @@ def fc_classifier(features: nn.Layer, in_channels: int, image_size: int, num_cla
 
     Its input width is the features' real output at `image_size`, so the head fits any size.
     The logits stay linear: the article's AlexNet puts a ReLU after the last layer, which clips
-    every negative logit to 0 and stalls learning for classes whose scores start negative.
+    every negative logit to 0 and stalls learning for classes whose scores start negative
+    (a deviation from the article, listed in paddle_cnns.models.DEVIATIONS, as is the dropout's).
     """
     c, h, w = output_shape(features, in_channels, image_size)
     return nn.Sequential(
@@ -68,6 +74,7 @@ def fc_classifier(features: nn.Layer, in_channels: int, image_size: int, num_cla
 
 
 def batch_norm(channels: int) -> nn.BatchNorm2D:
+    """BatchNorm over `channels` feature maps, starting from scale 1 and shift 0."""
     # Explicit scale 1, shift 0: a ParamAttr initializer outranks init_scope's global one.
     return nn.BatchNorm2D(channels, weight_attr=paddle.ParamAttr(initializer=nn.initializer.Constant(1.0)),
                           bias_attr=paddle.ParamAttr(initializer=nn.initializer.Constant(0.0)))
@@ -86,38 +93,49 @@ class _ByShape(nn.initializer.Initializer):
     forward = __call__
 
 
-# std 0.01 for the linear layers of ReLU networks, as torchvision's VGG and AlexNet (a uniform
+# std 0.01 for the linear layers of the ReLU classics, as torchvision's VGG and AlexNet (a uniform
 # draw of the same spread: paddle's normal sampler is 2.5x slower, which the 100 M-weight FC
 # layers of VGG at 224 px feel).
 _SMALL_LINEAR = 0.01 * 3 ** 0.5
 
+# The initialisation schemes a ModelSpec can name (its `init` field).
+INITS = ("fluid", "xavier", "he")
 
-def weight_initializer(nonlinearity: str):
-    """Xavier/Glorot uniform everywhere for sigmoid networks (Glorot & Bengio 2010, and seed
-    004's advice). For ReLU and LeakyReLU networks Kaiming/He uniform on convs, with the
-    activation's gain and the fan-in (He et al. 2015), and small linear layers (std 0.01):
-    He-scaled FC layers gave AlexNet and VGG11-BN logits large enough that one Momentum step
-    at lr 0.01 sent the loss from 2.9 to 34, then NaN."""
-    if nonlinearity == "sigmoid":
+
+def weight_initializer(scheme: str) -> nn.initializer.Initializer:
+    """The weight initializer of an init scheme: "fluid", "xavier" or "he" (see below).
+
+    "fluid": the article's, i.e. paddle fluid's defaults: convs normal with std sqrt(2/fan_in),
+    linear layers Xavier/Glorot uniform. Paddle 2's nn.Conv2D and nn.Linear still default to
+    the same; naming it keeps it independent of a paddle release. The whole trick chain uses it,
+    so a trick changes no layer's initialisation but those of the layers it adds or replaces.
+    "xavier": Xavier/Glorot uniform everywhere (Glorot & Bengio 2010), for the sigmoid LeNet.
+    "he": Kaiming/He uniform on convs (He et al. 2015) and small linear layers (std 0.01), for
+    the ReLU classics: He-scaled FC layers gave AlexNet and VGG11-BN logits large enough that
+    one Momentum step at lr 0.01 sent the loss from 2.9 to 34, then NaN.
+    "xavier" and "he" are deviations from the article (paddle_cnns.models.DEVIATIONS).
+    """
+    if scheme == "fluid":
+        return _ByShape(nn.initializer.KaimingNormal(nonlinearity="relu"), nn.initializer.XavierUniform())
+    if scheme == "xavier":
         return nn.initializer.XavierUniform()
-    if nonlinearity in ("relu", "leaky_relu"):
-        slope = 0.01 if nonlinearity == "leaky_relu" else 0.0
-        return _ByShape(nn.initializer.KaimingUniform(negative_slope=slope, nonlinearity=nonlinearity),
+    if scheme == "he":
+        return _ByShape(nn.initializer.KaimingUniform(nonlinearity="relu"),
                         nn.initializer.Uniform(-_SMALL_LINEAR, _SMALL_LINEAR))
-    raise UsageError(f"no initialisation rule for nonlinearity {nonlinearity!r}")
+    raise UsageError(f"unknown init scheme {scheme!r}; known: {', '.join(INITS)}")
 
 
 @contextlib.contextmanager
-def init_scope(nonlinearity: str):
-    """Every conv and linear layer created inside starts from weight_initializer(nonlinearity)
-    and zero biases; BatchNorm from scale 1, shift 0 (batch_norm above). Never paddle's defaults.
+def init_scope(scheme: str):
+    """Every conv and linear layer created inside starts from weight_initializer(scheme).
 
-    Paddle's default initialisers differ from PyTorch's: with them VGG13-BN at lr 0.01 diverged
-    to a loss of 25-50 where PyTorch's init stayed at 2.1. Initialising while the layers are
-    created, instead of overwriting them afterwards, halves the build time of the big FC nets
-    (VGG at 224 px: ~120 M weights). Draws use paddle's RNG: paddle.seed makes them reproducible.
+    Biases start at zero, BatchNorm at scale 1, shift 0 (batch_norm above). The classics do not
+    use paddle's (= fluid's) defaults: with them VGG13-BN at lr 0.01 diverged to a loss of 25-50
+    where PyTorch's init stayed at 2.1. Initialising while the layers are created, instead of
+    overwriting them afterwards, halves the build time of the big FC nets (VGG at 224 px:
+    ~120 M weights). Draws use paddle's RNG: paddle.seed makes them reproducible.
     """
-    nn.initializer.set_global_initializer(weight_initializer(nonlinearity), nn.initializer.Constant(0.0))
+    nn.initializer.set_global_initializer(weight_initializer(scheme), nn.initializer.Constant(0.0))
     try:
         yield
     finally:

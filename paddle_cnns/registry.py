@@ -1,5 +1,11 @@
-"""The model registry: every network of the study is built by name through create_model."""
+"""The model registry: every network of the study is built by name through create_model.
+
+The model modules fill it when they are imported; paddle_cnns/__init__ imports them (through
+paddle_cnns.models), so importing anything from paddle_cnns gives a full registry, and this
+module imports no model module back.
+"""
 from __future__ import annotations
+
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -17,7 +23,7 @@ class ModelSpec:
     builder: Callable[..., nn.Layer]   # builder(num_classes, in_channels, image_size, **options)
     min_size: int                      # smallest square input (px) every layer has output for
     family: str                        # "classic" or "trick"
-    nonlinearity: str = "relu"         # picks the weight initialisation (layers.init_scope)
+    init: str = "he"                   # weight initialisation scheme (layers.weight_initializer)
     summary: str = ""                  # one line for listings and the report
     options: dict = field(default_factory=dict)  # fixed keyword arguments for the builder
     # Bumped whenever the network or its initialisation changes, so results rows (which record
@@ -32,6 +38,7 @@ RESOLVERS: list[Callable[[str], ModelSpec | None]] = []
 
 
 def register(spec: ModelSpec) -> ModelSpec:
+    """Add `spec` to MODELS under its name; a name can be registered once."""
     if spec.name in MODELS:
         raise ValueError(f"model {spec.name!r} registered twice")
     MODELS[spec.name] = spec
@@ -39,16 +46,13 @@ def register(spec: ModelSpec) -> ModelSpec:
 
 
 def register_resolver(fn):
+    """Add a resolver for open-ended names (see RESOLVERS); usable as a decorator."""
     RESOLVERS.append(fn)
     return fn
 
 
-def _ensure_loaded() -> None:
-    from . import models  # noqa: F401  (importing the package registers every model)
-
-
 def get_spec(name: str) -> ModelSpec:
-    _ensure_loaded()
+    """The spec registered (or resolved) under `name`; UsageError listing the known names if none."""
     if name in MODELS:
         return MODELS[name]
     for resolve in RESOLVERS:
@@ -61,7 +65,6 @@ def get_spec(name: str) -> ModelSpec:
 
 def list_models(family: str | None = None) -> list[str]:
     """Registered names, classic networks first, then the trick variants in study order."""
-    _ensure_loaded()
     return [n for n, s in MODELS.items() if family is None or s.family == family]
 
 
@@ -83,7 +86,7 @@ def create_model(name: str, num_classes: int = 16, in_channels: int = 3, image_s
     # Fresh parameter names (conv2d_0.w_0, ...) for every model, whatever was built before in
     # this process: optimizer checkpoints are keyed by these names, so a rebuilt model must
     # get the same ones to resume.
-    with paddle.utils.unique_name.guard(), init_scope(spec.nonlinearity):
+    with paddle.utils.unique_name.guard(), init_scope(spec.init):
         with impl.building_with(layers) as kind:
             model = spec.builder(num_classes=num_classes, in_channels=in_channels,
                                  image_size=image_size, **{**spec.options, **options})

@@ -83,7 +83,8 @@ def test_two_ranks_with_half_batches_match_one_process_with_the_whole_batch(one_
     (one, _), (two, _) = one_process, two_ranks
     for tag in ("train/loss", "train/acc", "eval/loss", "eval/acc"):
         assert _history(two, tag) == pytest.approx(_history(one, tag), rel=1e-5, abs=1e-6), tag
-    assert _history(one, "train/loss")[-1] < _history(one, "train/loss")[0]  # it trained: the match means something
+    losses = _history(one, "train/loss")
+    assert max(losses) - min(losses) > 1e-3  # the weights moved far more than the tolerance: the match means something
     a, b = _weights(one), _weights(two)
     assert sorted(a) == sorted(b)
     for name in a:

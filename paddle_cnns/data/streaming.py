@@ -88,9 +88,9 @@ class StreamDataset(paddle.io.Dataset):
         self.labels = np.asarray([label for _, label in entries], dtype=np.int64)
         self.image_size, self.augment, self.seed, self.epoch = int(image_size), bool(augment), int(seed), 0
         self.workers = int(workers)
-        self.mean = np.asarray(mean, dtype=np.float32).reshape(3, 1, 1)
-        self.std = np.maximum(np.asarray(std, dtype=np.float32).reshape(3, 1, 1), 1 / 255)
-        self.fill = tuple(int(round(255 * m)) for m in np.ravel(mean))
+        self.mean = np.asarray(mean, dtype=np.float32).reshape(3)  # per channel, as ArrayDataset's
+        self.std = np.maximum(np.asarray(std, dtype=np.float32).reshape(3), 1 / 255)
+        self.fill = tuple(int(round(255 * m)) for m in self.mean)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -117,7 +117,7 @@ class StreamDataset(paddle.io.Dataset):
 
     def __getitem__(self, item):
         epoch, index = item if isinstance(item, tuple) else (None, item)
-        x = (self.pixels(int(index), epoch).astype(np.float32) / 255.0 - self.mean) / self.std
+        x = (self.pixels(int(index), epoch).astype(np.float32) / 255.0 - self.mean[:, None, None]) / self.std[:, None, None]
         return x.astype(np.float32), self.labels[int(index)]
 
 

@@ -1,5 +1,6 @@
 """BlockNet: a network that is a named sequence of blocks, so summaries can walk its stages."""
 from __future__ import annotations
+
 import paddle.nn as nn
 
 
@@ -11,7 +12,9 @@ class BlockNet(nn.Layer):
         self.blocks = nn.Sequential(*blocks)
 
     def forward(self, x):
+        """The last block's output."""
         return self.blocks(x)
 
     def named_blocks(self):
+        """[(name, block), ...] in order."""
         return list(self.blocks.named_children())

@@ -1,8 +1,10 @@
 """GoogLeNet / Inception v1 (Szegedy et al. 2014), optionally with BatchNorm and auxiliary heads."""
+from __future__ import annotations
+
 import paddle
 import paddle.nn as nn
 
-from ..layers import conv_block, max_pool2d
+from ..layers import batch_norm as batch_norm2d, conv_block, max_pool2d
 from ..registry import ModelSpec, register
 from .base import BlockNet
 
@@ -10,19 +12,18 @@ from .base import BlockNet
 class Inception(nn.Layer):
     """Four parallel branches concatenated on channels: 1x1 | 1x1->3x3 | 1x1->5x5 | 3x3 pool->1x1."""
 
-    def __init__(self, cin, c1, c3, c5, pool_proj, norm=None):
+    def __init__(self, cin, c1, c3, c5, pool_proj, norm=None, act="relu"):
         super().__init__()
-        self.branch1 = conv_block(cin, c1, 1, norm=norm)
-        self.branch3 = nn.Sequential(conv_block(cin, c3[0], 1, norm=norm),
-                                     conv_block(c3[0], c3[1], 3, padding=1, norm=norm))
+        block = lambda i, o, k: conv_block(i, o, k, padding=k // 2, act=act, norm=norm)  # noqa: E731
+        self.branch1 = block(cin, c1, 1)
+        self.branch3 = nn.Sequential(block(cin, c3[0], 1), block(c3[0], c3[1], 3))
         # A true 5x5, as in the paper (torchvision's port uses 3x3 here by mistake).
-        self.branch5 = nn.Sequential(conv_block(cin, c5[0], 1, norm=norm),
-                                     conv_block(c5[0], c5[1], 5, padding=2, norm=norm))
-        self.branch_pool = nn.Sequential(max_pool2d(3, 1, padding=1),
-                                         conv_block(cin, pool_proj, 1, norm=norm))
+        self.branch5 = nn.Sequential(block(cin, c5[0], 1), block(c5[0], c5[1], 5))
+        self.branch_pool = nn.Sequential(max_pool2d(3, 1, padding=1), block(cin, pool_proj, 1))
         self.out_channels = c1 + c3[1] + c5[1] + pool_proj
 
     def forward(self, x):
+        """The four branches' outputs, concatenated on channels."""
         return paddle.concat([self.branch1(x), self.branch3(x), self.branch5(x),
                               self.branch_pool(x)], axis=1)
 
@@ -43,6 +44,7 @@ class AuxHead(nn.Layer):
                                 nn.Dropout(0.7), nn.Linear(1024, num_classes))
 
     def forward(self, x):
+        """Class scores from an intermediate feature map."""
         return self.fc(self.conv(self.pool(x)))
 
 
@@ -60,17 +62,29 @@ def _pooled(size):
 
 
 class GoogLeNet(BlockNet):
-    def __init__(self, num_classes, in_channels, image_size, batch_norm=False, aux_logits=False):
+    """GoogLeNet: stem (b1, b2), Inception stages b3-b5 with global pooling, dropout, one Linear.
+
+    batch_norm=True: conv-BN-ReLU everywhere (Ioffe & Szegedy's Inception-BN style).
+    article_bn=True: the article's GoogLeNet_BN, three BatchNorms only: after b1's pool, after
+    b3's pool and after the global pooling (the article found more than 2-3 BN layers lowered
+    its accuracy).
+    """
+
+    def __init__(self, num_classes, in_channels, image_size, batch_norm=False, aux_logits=False,
+                 article_bn=False):
         norm = "pre" if batch_norm else None
         pool = lambda: max_pool2d(3, 2, padding=1)  # noqa: E731  d2l's padding=1 pools
+        bn = lambda c: [batch_norm2d(c)] if article_bn else []  # noqa: E731
         blocks = [
-            ("b1", nn.Sequential(conv_block(in_channels, 64, 7, 2, 3, norm=norm), pool())),
+            ("b1", nn.Sequential(conv_block(in_channels, 64, 7, 2, 3, norm=norm), pool(), *bn(64))),
             ("b2", nn.Sequential(conv_block(64, 64, 1, norm=norm),
                                  conv_block(64, 192, 3, padding=1, norm=norm), pool())),
-            ("b3", nn.Sequential(*[Inception(*c, norm=norm) for c in INCEPTION_3], pool())),
+            ("b3", nn.Sequential(*[Inception(*c, norm=norm) for c in INCEPTION_3], pool(), *bn(480))),
             ("b4", nn.Sequential(*[Inception(*c, norm=norm) for c in INCEPTION_4], pool())),
+            # BatchNorm2D on the 1x1 pooled map, before flattening: the same normalisation as a
+            # 1-d BatchNorm on the 1024 features.
             ("b5", nn.Sequential(*[Inception(*c, norm=norm) for c in INCEPTION_5],
-                                 nn.AdaptiveAvgPool2D(1), nn.Flatten())),
+                                 nn.AdaptiveAvgPool2D(1), *bn(1024), nn.Flatten())),
             # Dropout 0.4 before the single Linear, as in the paper.
             ("head", nn.Sequential(nn.Dropout(0.4), nn.Linear(1024, num_classes))),
         ]
@@ -84,6 +98,7 @@ class GoogLeNet(BlockNet):
             self.aux2 = AuxHead(528, num_classes, size_4, norm=norm)  # after 4d
 
     def forward(self, x):
+        """Logits; in training with aux heads, (logits, aux1 logits, aux2 logits)."""
         if not (self.aux_logits and self.training):
             return self.blocks(x)  # evaluation ignores the auxiliary heads
         b = dict(self.named_blocks())
@@ -100,8 +115,9 @@ class GoogLeNet(BlockNet):
         return logits, *aux
 
 
-def googlenet(num_classes, in_channels, image_size, batch_norm=False, aux_logits=False):
-    return GoogLeNet(num_classes, in_channels, image_size, batch_norm, aux_logits)
+def googlenet(num_classes, in_channels, image_size, batch_norm=False, aux_logits=False, article_bn=False):
+    """A GoogLeNet for `num_classes` classes (options: see GoogLeNet)."""
+    return GoogLeNet(num_classes, in_channels, image_size, batch_norm, aux_logits, article_bn)
 
 
 # Five stride-2 stages take 32 px to a 1x1 map before global pooling; smaller inputs run but
@@ -114,3 +130,7 @@ for _bn in (False, True):
             summary="GoogLeNet (Inception v1)" + (", conv-BN-ReLU everywhere" if _bn else "")
                     + (", two auxiliary classifiers" if _aux else ""),
             options={"batch_norm": _bn, "aux_logits": _aux}))
+register(ModelSpec("googlenet_bn_article", googlenet, min_size=32, family="classic",
+                   summary="GoogLeNet (Inception v1) with the article's three BatchNorms: after "
+                           "the first pool, after stage 3's pool and after global pooling",
+                   options={"article_bn": True}))

@@ -1,4 +1,6 @@
 """Network in Network (Lin et al. 2013) in d2l's ImageNet layout: mlpconv blocks and global pooling."""
+from __future__ import annotations
+
 import paddle.nn as nn
 
 from ..layers import conv2d, max_pool2d
@@ -7,6 +9,7 @@ from .base import BlockNet
 
 
 def nin_block(cin, cout, kernel_size, stride, padding):
+    """One mlpconv block: a k x k conv and two 1x1 convs, each with its ReLU."""
     # One k x k conv followed by two 1x1 convs: the "micro network" shared across positions.
     return nn.Sequential(conv2d(cin, cout, kernel_size, stride, padding), nn.ReLU(),
                          conv2d(cout, cout, 1), nn.ReLU(),
@@ -14,6 +17,7 @@ def nin_block(cin, cout, kernel_size, stride, padding):
 
 
 def nin(num_classes, in_channels, image_size):
+    """NiN for `num_classes` classes on square `image_size` inputs."""
     blocks = [
         ("mlpconv1", nn.Sequential(nin_block(in_channels, 96, 11, 4, 0), max_pool2d(3, 2))),
         ("mlpconv2", nn.Sequential(nin_block(96, 256, 5, 1, 2), max_pool2d(3, 2))),

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The 64 px study (the project's headline result): the article's trick chain x 3 seeds, its classics,
+# and an LR check, on a 2-core CPU, in the order that makes the article's claims testable earliest.
+#
+#   bash scripts/study64.sh [STEP...]     steps: pilot tricks0 tricks12 classics lrcheck (default: all)
+#
+# Every step is resumable: stop it at any moment (Ctrl-C, kill, reboot) and run the same command
+# again; finished runs are skipped and a stopped run continues from its last epoch. Results, logs and
+# per-image predictions go to reports/ (committed as runs finish); checkpoints stay outside the
+# repository, in $CHECKPOINTS (default ../paddle-cnns-checkpoints/study64).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-.venv/bin/python}"
+CHECKPOINTS="${CHECKPOINTS:-../paddle-cnns-checkpoints/study64}"
+DATA=()
+[ -n "${CALTECH101_ARCHIVE:-}" ] && DATA=(--data-dir "$CALTECH101_ARCHIVE")
+COMMON=(--recipe cpu64 --results reports/results.csv --logdir reports/logs --checkpoint-dir "$CHECKPOINTS"
+        --resume "${DATA[@]}")
+TRICKS=baseline,leaky_relu,gap,dropout,conv3x3,concat_conv,all_tricks
+CLASSICS=lenet,alexnet,vgg13,vgg13_bn_article,googlenet,googlenet_bn_article,vgg13_bn,googlenet_bn
+
+run() {  # exit 1 (some run diverged or failed) goes on to the next step; usage errors and Ctrl-C stop
+  echo "+ ablations.run $*" >&2
+  "$PY" -m ablations.run "$@" "${COMMON[@]}"
+  local code=$?
+  if [ "$code" -ne 0 ] && [ "$code" -ne 1 ]; then exit "$code"; fi
+}
+
+step() {
+  case "$1" in
+    pilot)    run --variant baseline --seed 0 ;;                       # is 15 epochs long enough? (README)
+    tricks0)  run --variant tricks --seed 0 ;;                         # the chain, sigmoid and all_tricks+lrdecay
+    tricks12) run --variants "$TRICKS" --seeds 1,2
+              run --variant all_tricks --lr-decay --seeds 1,2 ;;
+    classics) run --variants "$CLASSICS" --seed 0 ;;
+    lrcheck)  for lr in 0.003 0.03; do run --variants baseline,all_tricks --seed 0 --lr "$lr" --tag "lr$lr"; done ;;
+    *) echo "error: unknown step $1 (steps: pilot tricks0 tricks12 classics lrcheck)" >&2; exit 2 ;;
+  esac
+}
+
+for s in "${@:-pilot tricks0 tricks12 classics lrcheck}"; do
+  for one in $s; do step "$one"; done
+done

@@ -21,9 +21,6 @@ from PIL import Image  # noqa: F401
 
 from . import cli
 
-cli.quiet_paddle_logs()  # before paddle is imported
-cli.reproducible_mkl()  # the same maps, bit for bit, whatever the thread count
-
 import numpy as np  # noqa: E402
 
 from paddle_cnns.errors import UsageError  # noqa: E402

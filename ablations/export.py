@@ -25,8 +25,6 @@ from PIL import Image  # noqa: F401
 
 from . import cli
 
-cli.quiet_paddle_logs()  # before paddle is imported
-
 import numpy as np  # noqa: E402
 import paddle  # noqa: E402
 

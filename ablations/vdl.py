@@ -45,7 +45,8 @@ class VisualDLSink:
         # Name the file ourselves: the default name has one-second resolution, and two writers
         # in the same second would share (and interleave) one file.
         name = f"vdlrecords.{time.time_ns()}.log"
-        self.path, self.size, self.history = os.path.join(logdir, name), 0, history
+        self.path, self.size = os.path.join(logdir, name), 0
+        self.epochs = [int(r["epoch"]) for r in history]  # what this file must hold when it is verified
         self.writer = LogWriter(logdir=logdir, file_name=name)
         for row in history:
             self._scalars(row)
@@ -71,7 +72,7 @@ class VisualDLSink:
 
     def verify(self) -> None:
         """Read the file back: every epoch's scalars must be there (a partly written record is not)."""
-        epochs = [int(r["epoch"]) for r in self.history]
+        epochs = self.epochs
         try:
             steps = [r.id for r in LogReader(file_path=self.path).get_data("scalar", SCALAR_TAGS["train_loss"])]
         except Exception:  # VisualDL's reader raises assorted errors on a damaged file
@@ -82,6 +83,7 @@ class VisualDLSink:
 
     def __call__(self, row: dict) -> None:
         self._scalars(row)
+        self.epochs.append(int(row["epoch"]))
         self._flush()  # a killed run keeps every epoch it finished
 
     def finish(self, hparams: dict, metrics: dict) -> None:

@@ -1,7 +1,7 @@
 """A run's settings, written once: every name, folder, results column and worker start derives from RunConfig."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from typing import Optional, Tuple
 
 
@@ -84,6 +84,11 @@ class RunConfig:
     def replace(self, **changes) -> "RunConfig":
         """A copy with some settings changed."""
         return replace(self, **changes)
+
+    @classmethod
+    def defaults(cls) -> dict:
+        """The settings that have a default, with it (what a config.json from before a setting means)."""
+        return {f.name: f.default for f in fields(cls) if f.default is not MISSING}
 
 
 def identity_columns() -> list:

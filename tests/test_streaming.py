@@ -121,3 +121,22 @@ def test_cache_off_for_a_dataset_without_jpegs_is_a_one_line_error(tmp_path):
     proc = _run(tmp_path, "--variant", "lenet", "--dataset", "synthetic", "--cache", "off")
     assert proc.returncode == 2 and "--cache off reads JPEG files" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_run_folder_written_before_the_stream_setting_is_the_same_run(tmp_path):
+    from ablations import run as run_cli
+    from ablations.config import Session
+    from ablations.runfolder import paths_for, triage, write_json
+
+    args = ["--variant", "lenet", "--dataset", "synthetic", "--logdir", str(tmp_path / "logs"),
+            "--checkpoint-dir", str(tmp_path / "ckpt"), "--results", str(tmp_path / "r.csv")]
+    cfg = run_cli.plan(run_cli.build_parser().parse_args(args), on_gpu=False)[0]
+    session = Session(logdir=str(tmp_path / "logs"), checkpoint_dir=str(tmp_path / "ckpt"))
+    paths = paths_for(cfg, session)
+    os.makedirs(paths.ckpt_dir)
+    old = {k: v for k, v in cfg.to_json().items() if k != "stream"}  # as written before this setting
+    write_json(paths.config, old)
+    assert triage(cfg, paths, session) == "fresh"
+    write_json(paths.config, {**old, "stream": True})  # a streamed run in that folder is another run
+    with pytest.raises(Exception, match="other settings \\(stream\\)"):
+        triage(cfg, paths, session)

@@ -34,6 +34,7 @@ def _scan(split_dir: str) -> tuple[list[str], list[tuple[str, str]], int]:
 
 def load_folder(data_dir: str | None, image_size: int, *, cache_dir, augment, max_per_class, seed,
                 progress=None) -> DataBundle:
+    """An ImageNet-style folder (train/<class>/*, val/<class>/*, optional test/) as a cached bundle."""
     data_dir = data_dir or DEFAULT_DIR
     for split in ("train", "eval"):
         if not os.path.isdir(os.path.join(data_dir, SPLIT_FOLDERS[split])):

@@ -31,6 +31,7 @@ class BatchLoader:
         self.drop_last = bool(drop_last)
 
     def set_epoch(self, epoch: int) -> None:
+        """The epoch whose order (and augmentation) the next iteration draws."""
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
@@ -38,6 +39,7 @@ class BatchLoader:
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def order(self) -> np.ndarray:
+        """The sample order of the current epoch: a permutation drawn from (seed, epoch), or 0..n-1."""
         n = len(self.dataset)
         if not self.shuffle:
             return np.arange(n)
@@ -65,4 +67,5 @@ class BatchLoader:
 
 def make_loader(dataset, batch_size: int, *, shuffle: bool, seed: int = 0, epoch: int = 0,
                 drop_last: bool = False) -> BatchLoader:
+    """Batches of `dataset` in an order fixed by (seed, epoch) when shuffled."""
     return BatchLoader(dataset, batch_size, shuffle=shuffle, seed=seed, epoch=epoch, drop_last=drop_last)

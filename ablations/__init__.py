@@ -5,7 +5,7 @@ from . import cli
 
 # Before anything imports paddle: every entry point and worker is `python -m ablations.something`,
 # so this line runs first in all of them (paddle reads its flags when it is imported).
-cli.paddle_environment()
+cli.paddle_environment("library")
 
 # paddle warns about a missing ccache on every import (it only matters when compiling custom
 # C++ ops, which we never do); keep the CLI's first lines for what the user asked about.

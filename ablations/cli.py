@@ -126,19 +126,28 @@ def _paddle_gpu_build() -> bool:
         return False
 
 
-def paddle_environment() -> dict:
-    """Set what paddle and MKL read at start-up, unless the user did: quiet logs, MKL_CBWR, oneDNN flags.
+def paddle_environment(role: str = "library") -> dict:
+    """Set what paddle and MKL read at start-up, unless the user did; returns the values in force.
 
-    The one place for it: ablations/__init__.py calls it, so every entry point (python -m
-    ablations.X) and every worker process (they are started as python -m ablations....) has it
-    before paddle is imported; child processes inherit it. The oneDNN flags are left out for the
-    GPU wheel, whose path stays paddle's own. Returns the values in force.
+    The one place for it. ablations/__init__.py calls it for every process ("library": quiet logs,
+    MKL_CBWR); before they import paddle, the entry points that train call it with "train" (run,
+    worker, bench: the oneDNN flags too, left out for the GPU wheel, whose path stays paddle's own)
+    and those that export or explain with "export": paddle 3.3.1's jit.save fails on sigmoid and
+    leaky_relu nets under the legacy IR those flags select, and Paddle Inference computed wrong
+    logits in a process started with FLAGS_use_mkldnn=1 (max |diff| 1.87 on all_tricks), so they
+    are taken out of the environment an exporting process inherits from a training one.
+    Child processes inherit the result.
     """
+    if role not in ("library", "train", "export"):
+        raise ValueError(f"unknown role {role!r}")
     quiet_paddle_logs()
     os.environ.setdefault("MKL_CBWR", MKL_CBWR_DEFAULT)
     names = ["GLOG_minloglevel", "MKL_CBWR"]
-    if not _paddle_gpu_build():
+    if role == "train" and not _paddle_gpu_build():
         for name, value in ONEDNN_FLAGS.items():
             os.environ.setdefault(name, value)
-        names += list(ONEDNN_FLAGS)
-    return {name: os.environ.get(name) for name in names}
+    if role == "export":
+        for name, value in ONEDNN_FLAGS.items():
+            if os.environ.get(name) == value:
+                del os.environ[name]
+    return {name: os.environ.get(name) for name in names + list(ONEDNN_FLAGS)}

@@ -25,6 +25,8 @@ from PIL import Image  # noqa: F401
 
 from . import cli
 
+cli.paddle_environment("export")  # before paddle is imported: paddle's own IR, no oneDNN flags
+
 import numpy as np  # noqa: E402
 import paddle  # noqa: E402
 

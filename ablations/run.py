@@ -24,6 +24,8 @@ from dataclasses import replace
 
 from . import cli
 
+cli.paddle_environment("train")  # before paddle is imported: runs train through oneDNN
+
 import paddle
 
 from paddle_cnns import Tricks, distributed, get_spec, impl, runtime

@@ -15,6 +15,8 @@ import time
 
 from . import cli
 
+cli.paddle_environment("train")  # before paddle is imported: runs train through oneDNN
+
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 

@@ -26,6 +26,7 @@ class MaxLeakyReLU(paddle.nn.Layer):
         self.slope = float(slope)
 
     def forward(self, x):
+        """LeakyReLU as max(x, slope * x): the same numbers, ops every exporter keeps."""
         return paddle.maximum(x, x * self.slope)
 
 

@@ -73,6 +73,7 @@ OPTIMIZERS = ("momentum", "sgd", "adam")
 
 
 def make_optimizer(name: str, parameters, scheduler, weight_decay: float = 0.0, momentum: float = 0.9):
+    """Momentum, SGD or Adam over `parameters`, stepping `scheduler`, with optional L2 weight decay."""
     decay = paddle.regularizer.L2Decay(weight_decay) if weight_decay else None
     if name == "momentum":
         return paddle.optimizer.Momentum(scheduler, momentum=momentum, parameters=parameters,

@@ -58,12 +58,14 @@ class _ChannelBias(PyLayer):
 
     @staticmethod
     def forward(ctx, y, bias):
+        """y + bias per channel, without paddle's NCHW broadcast add."""
         ctx.y_grad = not y.stop_gradient
         return _add_bias(y, bias)
 
     @staticmethod
     def backward(ctx, grad):
         # paddle wants None, not a gradient, for an input that does not require one.
+        """The bias gradient is the sum over batch and pixels; y's passes through."""
         return grad if ctx.y_grad else None, grad.sum(axis=[2, 3]).sum(axis=0)
 
 
@@ -111,6 +113,7 @@ class _GemmConv(PyLayer):
 
     @staticmethod
     def forward(ctx, x, weight, stride, padding, dilation, flat):
+        """The conv as one GEMM of the weights with the unfolded input columns."""
         n, cin, h, w = x.shape
         cout, _, kh, kw = weight.shape
         ho, wo = _out_size(h, kh, stride[0], padding[0], dilation[0]), _out_size(w, kw, stride[1], padding[1], dilation[1])
@@ -129,6 +132,7 @@ class _GemmConv(PyLayer):
 
     @staticmethod
     def backward(ctx, grad):
+        """Both gradients from the saved columns: dW = grad x cols^T, dx = fold(W^T x grad)."""
         cols, w2 = ctx.saved_tensor()
         flat, x_shape, w_shape, stride, padding, dilation = ctx.geometry
         n, cout, pixels = x_shape[0], w_shape[0], grad.shape[2] * grad.shape[3]
@@ -210,6 +214,7 @@ class FastConv2D(nn.Conv2D):
         return "paddle"
 
     def forward(self, x):
+        """Paddle's conv, or a GEMM conv on small maps (CPU), and the channel-bias add."""
         if self._geometry is None or not _on_cpu(x):  # measured on CPUs only: paddle's own elsewhere
             return nn.Conv2D.forward(self, x)  # not super(): it recurses when paddle.jit traces this
         h, w = x.shape[2], x.shape[3]
@@ -246,6 +251,7 @@ class _UnpoolMax(PyLayer):
 
     @staticmethod
     def forward(ctx, x, kernel, stride, padding):
+        """The max pool and the argmax mask its gradient needs."""
         y, mask = _pool_with_argmax(x, kernel, stride, padding)
         ctx.save_for_backward(mask)
         ctx.geometry = (kernel, stride, padding, list(x.shape[2:]))
@@ -253,6 +259,7 @@ class _UnpoolMax(PyLayer):
 
     @staticmethod
     def backward(ctx, grad):
+        """Scatter the gradient back to each window's argmax (max_unpool)."""
         (mask,) = ctx.saved_tensor()
         kernel, stride, padding, size = ctx.geometry
         return F.max_unpool2d(grad, mask, kernel, stride, padding, output_size=size)
@@ -272,6 +279,7 @@ class FastMaxPool2D(nn.MaxPool2D):
         self._geometry = None if plain else (k, s, p)
 
     def forward(self, x):
+        """Max pool through its argmax on a CPU; paddle's own elsewhere or when a mask is asked for."""
         if self._geometry is None or self.return_mask or not _on_cpu(x) or self.data_format != "NCHW":
             return nn.MaxPool2D.forward(self, x)
         k, s, p = self._geometry

@@ -44,6 +44,7 @@ class Trained:
 
     @property
     def num_classes(self) -> int:
+        """How many classes the model scores."""
         return len(self.class_names)
 
     def preprocessing(self) -> dict:

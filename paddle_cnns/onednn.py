@@ -105,6 +105,7 @@ class OneDNNConv2D(FastConv2D):
         return path if pixels < self.min_pixels else "onednn"
 
     def forward(self, x):
+        """The conv through the cached oneDNN static program on maps it is faster for, else as FastConv2D."""
         if self._conv is None or not _on_cpu(x) or self.path(x.shape[2], x.shape[3]) != "onednn":
             return FastConv2D.forward(self, x)  # not super(): it recurses when paddle.jit traces this
         if paddle.is_grad_enabled() and not (x.stop_gradient and self.weight.stop_gradient):

@@ -33,6 +33,7 @@ def set_threads(threads: int | None = None) -> int:
 
 
 def gpu_available() -> bool:
+    """Whether this paddle build is compiled with CUDA and sees a GPU."""
     return paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
 
 

@@ -34,10 +34,12 @@ class Summary:
 
     @property
     def size_mb(self) -> float:
+        """Size of the float32 weights in MiB."""
         return self.params * 4 / 2**20  # float32 weights
 
 
 def count_params(layer: nn.Layer) -> int:
+    """Parameters of the layer, BatchNorm running statistics included (as paddle counts them)."""
     return sum(int(p.size) for p in layer.parameters())
 
 

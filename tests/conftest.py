@@ -2,7 +2,7 @@
 import os
 import warnings
 
-import ablations  # noqa: F401  first: sets paddle's flags (oneDNN, MKL_CBWR, logs) before paddle is imported
+import ablations  # noqa: F401  first: paddle's environment as a library user has it (logs, MKL_CBWR)
 
 warnings.filterwarnings("ignore", message="No ccache found")
 warnings.filterwarnings("ignore", message="When training, we now always track global mean and variance")

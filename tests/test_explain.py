@@ -82,9 +82,10 @@ def test_a_trained_network_is_explained_by_the_square_that_decides_its_class():
 def test_default_layer_is_the_deepest_map_of_at_least_min_side_pixels():
     at32, at64 = (create_model("all_tricks", 16, 3, s, layers="plain") for s in (32, 64))
     assert default_layer(at32, 3, 32) == "blocks.stage4.0"  # stage 4's conv block, 4 x 4 before its pool
-    assert default_layer(at64, 3, 64) == "blocks.stage5.0"  # the ConcatConv block, 4 x 4
+    # the BatchNorm after the ConcatConv block's concatenation (the article's), 4 x 4 before the pool
+    assert default_layer(at64, 3, 64) == "blocks.stage5.1"
     shapes = dict(feature_layers(at64, 3, 64))
-    assert shapes["blocks.stage5.0"][1:] == [MIN_SIDE, MIN_SIDE] and shapes["blocks.stage6"][1:] == [2, 2]
+    assert shapes["blocks.stage5.1"][1:] == [MIN_SIDE, MIN_SIDE] and shapes["blocks.stage6"][1:] == [2, 2]
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,7 @@ def runner_run(tmp_path_factory):
          "--checkpoint-dir", str(tmp / "ckpt"), "--results", str(tmp / "results.csv")],
         cwd=tmp, capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": REPO})
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    return str(tmp / "ckpt" / "synthetic" / "32px" / "baseline" / "seed0")
+    return str(tmp / "ckpt" / "baseline" / "s0" / "synthetic-32px")
 
 
 def _test_images(tmp_path, count=3):

@@ -27,6 +27,8 @@ import sys
 import time
 
 from ablations import cli
+
+cli.paddle_environment("train")  # before paddle is imported: ours trains through oneDNN
 from ablations.cli import main_guard, quiet_paddle_logs
 
 from . import common

@@ -22,6 +22,7 @@ _last_problem: dict = {}  # stem -> why load() refused it (for the rebuilt entry
 
 
 def cache_key(**parts) -> str:
+    """The cache entry's key: a hash of what the decoded arrays depend on."""
     text = json.dumps({"version": CACHE_VERSION, **parts}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

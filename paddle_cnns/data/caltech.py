@@ -65,6 +65,7 @@ def split_class(category: str, names: list[str]) -> dict[str, list[str]]:
 
 
 def make_splits(scan: Scan, classes: list[str]) -> dict[str, list[tuple[str, int]]]:
+    """Every image of the chosen classes, by split: (relative path, class id), in a fixed order."""
     splits: dict[str, list[tuple[str, int]]] = {s: [] for s in SPLITS}
     for label, category in enumerate(classes):
         for split, names in split_class(category, sorted(scan.files[category])).items():
@@ -168,6 +169,7 @@ def source_fingerprint(source: str) -> str:
 
 
 def prepared_from(out_dir: str) -> dict | None:
+    """Where out_dir's images were prepared from (its .prepared.json), or None."""
     try:
         with open(os.path.join(out_dir, "images", PREPARED_FILE), encoding="utf-8") as f:
             return json.load(f)

@@ -44,6 +44,7 @@ class Scan:
         return len(rel_parts) == 2 and is_image_name(rel_parts[1])
 
     def add(self, rel_parts: list[str], read: Callable[[], bytes], mtime_ns: int) -> None:
+        """Record one file: kept (to be read) when it is an image of a category, else counted as skipped."""
         if self.wants(rel_parts):
             self.files.setdefault(rel_parts[0], {})[rel_parts[1]] = (read, mtime_ns)
         else:
@@ -133,6 +134,7 @@ class _CountingReader:
         self.stream, self.count = stream, 0
 
     def read(self, size=-1) -> bytes:
+        """Read and count the bytes (the end-of-archive check compares the count)."""
         data = self.stream.read(size)
         self.count += len(data)
         return data

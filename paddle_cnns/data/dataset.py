@@ -53,6 +53,7 @@ class ArrayDataset(paddle.io.Dataset):
         self._fill = tuple(int(round(255 * m)) for m in self.mean)
 
     def set_epoch(self, epoch: int) -> None:
+        """The epoch whose augmentation draws __getitem__ makes (drawn from seed, epoch, index)."""
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
@@ -116,6 +117,7 @@ def resize_matrix(n_in: int, n_out: int) -> np.ndarray:
 
 
 def check_image_size(image_size) -> int:
+    """image_size as an int, or UsageError unless it is an integer of at least 8."""
     if not isinstance(image_size, (int, np.integer)) or isinstance(image_size, bool) or image_size < 8:
         raise UsageError(f"image_size must be an integer >= 8, got {image_size!r}")
     return int(image_size)

@@ -60,10 +60,12 @@ def download(url: str, dest_dir: str = DOWNLOAD_DIR, filename: str | None = None
 
 
 def file_md5(path: str) -> str:
+    """The file's MD5, hex."""
     return file_digest(path, "md5")
 
 
 def file_digest(path: str, algorithm: str = "sha256") -> str:
+    """The file's digest (sha256 by default), hex, read in chunks."""
     h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(CHUNK), b""):

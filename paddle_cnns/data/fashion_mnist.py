@@ -77,6 +77,7 @@ def download_fashion_mnist(dest_dir: str = DEFAULT_DIR) -> dict[str, str]:
 
 
 def read_split(paths: dict, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """One split's images (N x 28 x 28 uint8) and labels from its two IDX files."""
     image_name, label_name = FILES[split]
     images = read_idx(paths[image_name], 3)
     labels = read_idx(paths[label_name], 1)
@@ -112,6 +113,7 @@ def resolve_files(data_dir: str | None, allow_download: bool = True) -> tuple[st
 
 def load_fashion_mnist(data_dir: str | None, image_size: int, *, augment, max_per_class, seed,
                        cache_dir=None) -> DataBundle:
+    """Fashion-MNIST's train/eval/test bundle at image_size (1 channel), from data_dir or its download."""
     folder, paths = resolve_files(data_dir)
     train_images, train_labels = read_split(paths, "train")
     test_images, test_labels = read_split(paths, "test")

@@ -34,6 +34,8 @@ def _scan(split_dir: str) -> tuple[list[str], list[tuple[str, str]], int]:
 
 def load_folder(data_dir: str | None, image_size: int, *, cache_dir, augment, max_per_class, seed,
                 progress=None, builder=cached_bundle) -> DataBundle:
+    """An ImageNet-style folder (train/<class>/*, val/<class>/*, optional test/) as a bundle:
+    decoded into the cache, or streamed when `builder` is the streaming one."""
     data_dir = data_dir or DEFAULT_DIR
     for split in ("train", "eval"):
         if not os.path.isdir(os.path.join(data_dir, SPLIT_FOLDERS[split])):

@@ -20,6 +20,7 @@ MAX_IMAGE_BYTES = 64 << 20
 
 
 def is_image_name(name: str) -> bool:
+    """Whether a file name has an image extension we decode."""
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 

@@ -68,6 +68,7 @@ def read_list(path: str, num_classes: int | None) -> list[tuple[str, int]]:
 
 
 def format_list(entries: list[tuple[str, int]]) -> str:
+    """A label list's text: 'relative/path.jpg label' per line."""
     return "".join(f"{path} {label}\n" for path, label in entries)
 
 
@@ -95,6 +96,7 @@ def read_class_names(path: str) -> list[str]:
 
 
 def format_class_names(names: list[str]) -> str:
+    """labels.txt's text: 'id name' per line."""
     return "".join(f"{i} {name}\n" for i, name in enumerate(names))
 
 

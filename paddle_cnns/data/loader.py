@@ -57,6 +57,7 @@ class BatchLoader:
         self.rank, self.world_size = int(rank), int(world_size)
 
     def set_epoch(self, epoch: int) -> None:
+        """The epoch whose order (and augmentation) the next iteration draws."""
         self.epoch = int(epoch)
 
     def _global(self) -> list:
@@ -69,6 +70,7 @@ class BatchLoader:
         return len(self._global())
 
     def order(self) -> np.ndarray:
+        """The sample order of the current epoch: a permutation drawn from (seed, epoch), or 0..n-1."""
         n = len(self.dataset)
         if not self.shuffle:
             return np.arange(n)

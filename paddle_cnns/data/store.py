@@ -19,9 +19,11 @@ class FolderStore:
         self.description = root
 
     def has(self, rel: str) -> bool:
+        """Whether the folder holds this relative path."""
         return os.path.isfile(os.path.join(self.root, rel))
 
     def read(self, rel: str) -> bytes:
+        """The file's bytes."""
         path = os.path.join(self.root, rel)
         try:
             with open(path, "rb") as f:
@@ -30,6 +32,7 @@ class FolderStore:
             raise DataError(f"cannot read image {path} ({e.strerror or e}); check the file") from None
 
     def fingerprint(self, rel: str) -> str:
+        """Size and mtime of the file: what the cache key takes to notice a changed image."""
         st = os.stat(os.path.join(self.root, rel))
         return f"{st.st_size}:{st.st_mtime_ns}"
 
@@ -66,9 +69,11 @@ class ZipStore:
         return info
 
     def has(self, rel: str) -> bool:
+        """Whether the zip holds this relative path."""
         return self._info(rel) is not None
 
     def read(self, rel: str) -> bytes:
+        """The member's bytes."""
         info = self._info(rel)
         if info.file_size > MAX_IMAGE_BYTES:  # refused before it is decompressed into memory
             raise DataError(f"{rel} in {self.description} is {info.file_size / 2**20:.0f} MiB, more than any image "
@@ -80,6 +85,7 @@ class ZipStore:
                             "download it again") from None
 
     def fingerprint(self, rel: str) -> str:
+        """Size and CRC-32 of the member, from the zip's directory."""
         info = self._info(rel)  # size and CRC-32 of the content, from the zip's directory
         return f"{info.file_size}:{info.CRC:08x}"
 
@@ -127,6 +133,7 @@ def has_images(data_dir: str) -> bool:
 
 
 def check_present(store, entries: list[tuple[str, int]], list_path: str) -> None:
+    """DataError naming the list and the first missing images, unless every entry is in the store."""
     missing = [p for p, _ in entries if not store.has(p)]
     if missing:
         first = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")

@@ -93,6 +93,7 @@ class StreamDataset(paddle.io.Dataset):
         self.fill = tuple(int(round(255 * m)) for m in self.mean)
 
     def set_epoch(self, epoch: int) -> None:
+        """The epoch whose augmentation pixels() draws when it is not given one."""
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
@@ -136,6 +137,7 @@ class StreamLoader:
         self.workers = dataset.workers if workers is None else int(workers)
 
     def set_epoch(self, epoch: int) -> None:
+        """The epoch whose order (and augmentation) the next iteration draws."""
         self.epoch = int(epoch)
 
     def _global(self) -> list:

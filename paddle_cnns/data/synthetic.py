@@ -47,6 +47,7 @@ SPLIT_IDS = {"train": 0, "eval": 1, "test": 2}
 
 
 def load_synthetic(image_size: int, *, augment, max_per_class, seed) -> DataBundle:
+    """A generated 10-class dataset of simple patterns (for smoke runs; never a stand-in for real data)."""
     splits = {}
     for split in PER_CLASS:
         images, labels = generate(split, image_size)

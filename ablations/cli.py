@@ -52,6 +52,8 @@ HINTS = {
     "restart": "delete it, or start the run over with --force",
     "data_dir": "or pass --data-dir FOLDER",
     "source": "pass it with --source",
+    "cache": "leave out --cache off",
+    "workers": "pass --loader-workers 0 or more",
 }
 
 

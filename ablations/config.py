@@ -1,7 +1,7 @@
 """A run's settings, written once: every name, folder, results column and worker start derives from RunConfig."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from typing import Optional, Tuple
 
 
@@ -38,6 +38,7 @@ class RunConfig:
     tag: str = ""                        # keeps runs apart that differ in anything the name lacks
     layers: str = "auto"                 # layer implementation asked for: auto, onednn, fast or plain
     amp: bool = False
+    stream: bool = False                 # JPEGs decoded per batch (random resized crop) instead of the decoded cache
     data_fingerprint: str = ""           # the data's split lists and class names; set once the data is loaded
 
     @property
@@ -84,6 +85,11 @@ class RunConfig:
         """A copy with some settings changed."""
         return replace(self, **changes)
 
+    @classmethod
+    def defaults(cls) -> dict:
+        """The settings that have a default, with it (what a config.json from before a setting means)."""
+        return {f.name: f.default for f in fields(cls) if f.default is not MISSING}
+
 
 def identity_columns() -> list:
     """The results columns that identity() fills, in order, derived from the dataclasses."""
@@ -103,6 +109,9 @@ class Session:
     threads: int = 1
     resume: bool = False
     force: bool = False
+    world_size: int = 1                  # data parallelism: processes (devices) that train each run together
+    sync_bn: bool = False                # BatchNorm over the global batch (SyncBatchNorm; GPU data parallelism)
+    loader_workers: int = 0              # paddle.io.DataLoader processes of a streamed run
 
     def to_json(self) -> dict:
         """As a plain dict (for a worker's command line)."""

@@ -29,8 +29,12 @@ class StopFlag:
 
     def install(self) -> "StopFlag":
         def handler(signum, frame):
-            if self.requested:
+            # Only a second Ctrl-C stops at once: paddle.distributed.launch asks its ranks to stop
+            # with up to three SIGTERMs 0.2 s apart, and they must still save their checkpoint.
+            if self.requested and signum == signal.SIGINT:
                 raise KeyboardInterrupt
+            if self.requested:
+                return
             self.requested = True
             print("\nstopping after this step and saving a checkpoint (Ctrl-C again to stop at once)",
                   file=sys.stderr, flush=True)

@@ -3,6 +3,7 @@ or find its disk full at a chosen byte.
 
     PADDLE_CNNS_FAULT="epoch=2:KILL"                      SIGKILL right after epoch 2's checkpoint and logs
     PADDLE_CNNS_FAULT="step=7:INT"                        SIGINT (as Ctrl-C) after global training step 7
+    PADDLE_CNNS_FAULT="step=3@1:KILL"                     SIGKILL after step 3, in data-parallel rank 1 only
     PADDLE_CNNS_FAULT="between_checkpoint_writes=3:KILL"  epoch 3: latest staged, best not yet
     PADDLE_CNNS_FAULT="after_checkpoint_commit=3:KILL"    epoch 3: manifest written, files not yet renamed
     PADDLE_CNNS_FAULT="after_row_append:KILL"             the results row is in the store, outcome.json is not
@@ -28,6 +29,9 @@ def _parse(text: str) -> dict:
     points = {}
     for item in filter(None, (t.strip() for t in text.split(","))):
         where, _, action = item.partition(":")
+        where, _, rank = where.partition("@")
+        if rank and rank != os.environ.get("PADDLE_TRAINER_ID", "0"):
+            continue  # meant for another rank of a data-parallel run
         point, _, value = where.partition("=")
         if action.startswith("ENOSPC"):
             points[(point, value)] = ("ENOSPC", int(action.partition("@")[2] or 0))

@@ -28,7 +28,7 @@ try:
 except ImportError:  # Windows: appends are then not protected against concurrent writers
     fcntl = None
 
-SCHEMA = 4  # bump when COLUMNS change; read_results upgrades older files it knows
+SCHEMA = 5  # bump when COLUMNS change; read_results upgrades older files it knows
 
 RUN = ("schema", "run_id", "attempt", "name", "finished_at", "status", "error")
 MODEL = ("family", "model_revision", *Tricks.names())
@@ -36,7 +36,10 @@ DATA = ("in_channels", "num_classes", "train_size", "eval_size", "test_size")
 METRICS = ("best_eval_acc", "best_epoch", "final_eval_acc", "final_eval_loss", "final_train_acc",
            "final_train_loss", "epochs_done", "test_split", "test_acc", "test_top5", "test_balanced_acc",
            "test_loss", "params", "macs", "train_time_s", "wall_time_s", "images_per_s")
-ENVIRONMENT = ("paddle_version", "device", "threads", "layers_used", "logdir")
+# world_size: processes (devices) that trained the run together; per_device_batch: the largest
+# slice of a global batch one of them saw; sync_bn: BatchNorm statistics over the global batch.
+ENVIRONMENT = ("paddle_version", "device", "threads", "layers_used", "world_size", "per_device_batch", "sync_bn",
+               "logdir")
 # Lists and tables, stored as JSON text; `blocks` is [[name, [C, H, W], params, MACs], ...] per block.
 DETAILS = ("class_names", "test_per_class_acc", "test_confusion", "blocks")
 COLUMNS = [*RUN, *identity_columns(), *MODEL, *DATA, *METRICS, *ENVIRONMENT, *DETAILS]
@@ -217,6 +220,11 @@ def _upgrade_v3(df):
     return df.assign(schema=4, layers=used, layers_used=used).drop(columns=["fast_layers"])
 
 
+def _upgrade_v4(df):
+    """Schema 4 (before data parallelism and streaming) -> schema 5: every run was one process."""
+    return df.assign(schema=5, stream=False, world_size=1, per_device_batch=df["batch_size"], sync_bn=False)
+
+
 def read_results(path: str):
     """The store as a pandas DataFrame (JSON columns decoded). Raises CNNsError if unreadable.
 
@@ -246,6 +254,9 @@ def read_results(path: str):
         schemas = {"3"}
     if schemas == {"3"}:
         df = _upgrade_v3(df)
+        schemas = {"4"}
+    if schemas == {"4"}:
+        df = _upgrade_v4(df)
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise CNNsError(f"results file {path} lacks columns {', '.join(missing[:5])} "

@@ -6,6 +6,8 @@ examples:
     python -m ablations.run --tricks batch_norm,leaky_relu,gap        # any trick combination
     python -m ablations.run --variant all --recipe cpu                # the whole study, packed per core
     python -m ablations.run --list                                    # names, groups and recipes
+    python -m ablations.run --nproc-per-node 2 --recipe imagenet --variant googlenet_bn \
+        --dataset folder --data-dir PATH/TO/IMAGENET                  # one run, data parallel on 2 devices
 
 Each run logs to LOGDIR/<variant>[+lrdecay]/s<seed>/<dataset>-<size>px (VisualDL: python -m
 ablations.visualdl), checkpoints to the same path under --checkpoint-dir, and appends one row
@@ -26,14 +28,15 @@ cli.paddle_environment("train")  # before paddle is imported: runs train through
 
 import paddle
 
-from paddle_cnns import Tricks, get_spec, impl, runtime
-from paddle_cnns.data import DATASETS, make_datasets
-from paddle_cnns.engine import OPTIMIZERS, Interrupted
+from paddle_cnns import Tricks, distributed, get_spec, impl, runtime
+from paddle_cnns.data import DATASETS, DEFAULT_CACHE_DIR, STREAMABLE, make_datasets
+from paddle_cnns.engine import OPTIMIZERS, Interrupted, PeerLost
 from paddle_cnns.errors import UsageError
 
-from . import study
+from . import launch, study
 from .config import RunConfig, Session
 from .console import StopFlag, Ticker
+from .devices import placement
 from .results import store_problem
 from .runfolder import paths_for, triage
 from .sweep import run_packed, sequential
@@ -77,10 +80,18 @@ def build_parser() -> argparse.ArgumentParser:
                       help="random crop, flip and small rotation, as the ImageNet GoogLeNet-BN write-up")
     data.add_argument("--max-per-class", type=int, metavar="N",
                       help="use at most N images per class and split, for quick runs (default: all)")
+    data.add_argument("--cache", choices=("auto", "on", "off"),
+                      help="on: decode every image once into a uint8 cache; off: read and decode the JPEGs per "
+                           "batch with loader workers (folder and caltech16); auto: off when the cache would "
+                           "exceed --cache-limit (default: auto; off for --recipe imagenet)")
+    data.add_argument("--cache-limit", type=float, default=8.0, metavar="GIB",
+                      help="GiB a decoded cache may take with --cache auto")
+    data.add_argument("--loader-workers", type=int, default=2, metavar="N",
+                      help="processes decoding JPEGs for a run without cache (per data-parallel process)")
     rec = p.add_argument_group("recipe (a named set of training values; the flags below override them)")
     rec.add_argument("--recipe", default="auto", metavar="NAME",
-                     help="auto (the article's recipe on a GPU, cpu otherwise), article or cpu; --list shows "
-                          "their values. 'seed' is the deprecated old name of 'article'")
+                     help="auto (the article's recipe on a GPU, cpu otherwise), article, cpu or imagenet; --list "
+                          "shows their values. 'seed' is the deprecated old name of 'article'")
     rec.add_argument("--epochs", type=int, metavar="N", help=_by_recipe("epochs"))
     rec.add_argument("--batch-size", type=int, metavar="N", help=_by_recipe("batch_size"))
     rec.add_argument("--lr", type=float, help="learning rate; " + _by_recipe("lr"))
@@ -98,7 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--threads", type=int, metavar="N", help="CPU threads in all (default: every available core)")
     run.add_argument("--jobs", type=int, metavar="N",
                      help="runs trained at once, one process each, threads split between them (default: one "
-                          "per core for several runs on a CPU, else 1)")
+                          "per GPU on a GPU machine, one per core for several runs on a CPU, else 1)")
+    run.add_argument("--nproc-per-node", type=int, metavar="N",
+                     help="train each run data parallel in N processes (one per GPU, or CPU processes over "
+                          "gloo): shorthand for python -m paddle.distributed.launch --nproc_per_node N")
+    run.add_argument("--devices", metavar="IDS",
+                     help="GPU ids to use, e.g. 0,1: --jobs puts one run on each; with --nproc-per-node, the GPUs "
+                          "of its processes (default: every GPU)")
+    run.add_argument("--no-sync-bn", action="store_true",
+                     help="data parallel on GPUs: BatchNorm statistics per device instead of over the global batch")
     run.add_argument("--amp", action="store_true", help="mixed precision (GPU only)")
     run.add_argument("--layers", choices=("auto", "onednn", "fast", "plain"), default="auto",
                      help="conv and max-pool implementation: auto is oneDNN convs on a CPU with paddle 3, the "
@@ -154,6 +173,8 @@ def plan(args, on_gpu: bool) -> list:
                                "or --tricks t1,t2 (--list shows the names)")
     _require(not (args.seed is not None and args.seeds), "give --seed or --seeds, not both")
     recipe = study.pick_recipe(args.recipe, on_gpu)
+    for flag, value in study.RECIPE_FLAGS.get(recipe.name, {}).items():  # what the recipe turns on
+        setattr(args, flag, getattr(args, flag) or value)
     recipe = study.override(recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                             optimizer=args.optimizer, momentum=args.momentum, weight_decay=args.weight_decay)
     _require(recipe.epochs >= 1, f"--epochs must be at least 1, got {recipe.epochs}")
@@ -170,6 +191,10 @@ def plan(args, on_gpu: bool) -> list:
     _require(not args.decay_epochs or args.lr_decay, "--decay-epochs needs --lr-decay")
     _require(not args.amp or on_gpu, "--amp needs a GPU (paddle has no float16 CPU kernels for training)")
     _require("/" not in args.tag and " " not in args.tag, f"--tag must not contain '/' or spaces: {args.tag!r}")
+    _require(args.cache != "off" or args.dataset in STREAMABLE,
+             f"--cache off reads JPEG files ({', '.join(STREAMABLE)} datasets); {args.dataset} is always cached")
+    _require(args.cache_limit > 0, f"--cache-limit must be positive, got {args.cache_limit}")
+    _require(args.loader_workers >= 0, f"--loader-workers must be >= 0, got {args.loader_workers}")
     seeds = args.seeds or [0 if args.seed is None else args.seed]
     _require(all(s >= 0 for s in seeds), f"seeds must be >= 0, got {seeds}")
     _require(len(set(seeds)) == len(seeds), f"--seeds repeats a seed: {seeds}")
@@ -194,7 +219,9 @@ def plan(args, on_gpu: bool) -> list:
                 variant=get_spec(model).name, recipe=replace(recipe, image_size=size),
                 seed=seed, lr_decay=lr_decay, decay_epochs=decay, dataset=args.dataset, data_dir=args.data_dir,
                 augment=args.augment, max_per_class=args.max_per_class, tag=args.tag,
-                layers="plain" if args.plain_layers else args.layers, amp=args.amp))
+                layers="plain" if args.plain_layers else args.layers, amp=args.amp,
+                stream=study.streams(args.cache, args.cache_limit, args.dataset, args.data_dir, size,
+                                     args.max_per_class)))
     return runs
 
 
@@ -205,7 +232,8 @@ def _list() -> None:
     print("groups: all (classics + tricks), tricks, classics; ad-hoc trick sets via --tricks "
           + ",".join(Tricks.names()[:2]) + ",...")
     about = {"article": "the article's", "cpu": "sized for a 2-core CPU",
-             "cpu64": "the 64 px CPU study, scripts/study64.sh"}
+             "cpu64": "the 64 px CPU study, scripts/study64.sh",
+             "imagenet": "the ImageNet GoogLeNet-BN write-up's set-up; streams, augments, decays the LR"}
     for r in study.RECIPES.values():
         print(f"recipe {r.name} ({about.get(r.name, 'custom')}): {r.image_size} px, {r.epochs} epochs, "
               f"batch {r.batch_size}, {r.optimizer} lr {r.lr}, momentum {r.momentum}, weight decay {r.weight_decay}")
@@ -215,6 +243,7 @@ def _list() -> None:
 
 @cli.main_guard
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     warning = study.deprecation(args.recipe)
     if warning:
@@ -224,36 +253,53 @@ def main(argv=None) -> int:
         return 0
     _require(args.threads is None or args.threads >= 1, f"--threads must be at least 1, got {args.threads}")
     _require(args.jobs is None or args.jobs >= 1, f"--jobs must be at least 1, got {args.jobs}")
+    _require(args.nproc_per_node is None or args.nproc_per_node >= 1,
+             f"--nproc-per-node must be at least 1, got {args.nproc_per_node}")
+    world = distributed.launched()  # set by paddle.distributed.launch
+    launching = (args.nproc_per_node or 1) > 1 and not world.parallel
     device = runtime.set_device(args.device)
     on_gpu = device.startswith("gpu")
     runs = plan(args, on_gpu)
-    threads = runtime.set_threads(args.threads)
-    jobs = args.jobs or (min(len(runs), threads) if len(runs) > 1 and not on_gpu else 1)
+    device, threads, gpus, jobs = placement(args, len(runs), world, device, launching)
     session = Session(logdir=args.logdir, checkpoint_dir=args.checkpoint_dir, results=args.results,
-                      device=device, threads=threads, resume=args.resume, force=args.force)
+                      device="gpu" if jobs > 1 and gpus else device, threads=threads, resume=args.resume,
+                      force=args.force, world_size=world.size, sync_bn=on_gpu and world.parallel and not args.no_sync_bn,
+                      loader_workers=args.loader_workers)
     for cfg in runs:  # conflicts with existing run folders are usage errors too: before any work
         triage(cfg, paths_for(cfg, session), session)
-    stop = StopFlag().install()
-    auto = f" ({'auto: ' + ('GPU found' if on_gpu else 'no GPU')})" if args.recipe == "auto" else ""
-    layers = impl.resolve(runs[0].layers)[0]  # what "auto" means on this device and paddle
-    print(f"paddle-cnns {runs[0].recipe.name} recipe{auto}, dataset {args.dataset}, device {device}, "
-          f"{threads} thread{'s' if threads > 1 else ''}, {len(runs)} run{'s' if len(runs) > 1 else ''}"
-          f"{f', {jobs} at a time' if jobs > 1 else ''}; paddle {paddle.__version__}; layers {layers}", flush=True)
+    stop = StopFlag() if launching else StopFlag().install()  # the launcher's supervisor lets Ctrl-C through
+    if world.is_main and not launching:
+        auto = f" ({'auto: ' + ('GPU found' if on_gpu else 'no GPU')})" if args.recipe == "auto" else ""
+        layers = impl.resolve(runs[0].layers)[0]  # what "auto" means on this device and paddle
+        print(f"paddle-cnns {runs[0].recipe.name} recipe{auto}, dataset {args.dataset}, device {device}, "
+              f"{threads} thread{'s' if threads > 1 else ''}, {len(runs)} run{'s' if len(runs) > 1 else ''}"
+              f"{f', {jobs} at a time' if jobs > 1 else ''}"
+              f"{f', data parallel over {world.size} processes' if world.parallel else ''}; "
+              f"paddle {paddle.__version__}; layers {layers}", flush=True)
     # Load (prepare, decode and cache) every dataset/size once, up front: data problems stop
     # here with one line and exit 2, and packed workers find the cache ready instead of racing.
     # A run's identity includes its data's fingerprint: a folder holding the run on other data
     # is refused like one holding other flags. Loading each dataset here, once, also prepares and
-    # caches it before any worker starts.
+    # caches it before any worker starts (the processes of a data-parallel run one after another).
     ticker = Ticker()
-    runs = fingerprinted(runs, progress=ticker)
+    with launch.one_at_a_time(world, DEFAULT_CACHE_DIR):
+        runs = fingerprinted(runs, progress=ticker if world.is_main else None)
     ticker.close()
     for cfg in runs:
         triage(cfg, paths_for(cfg, session), session)
+    if launching:
+        return launch.supervise(argv, args.nproc_per_node, os.path.join(args.checkpoint_dir, launch.LAUNCH_LOGS),
+                                args.devices)
+    distributed.init(world)
     if jobs > 1:
-        outcomes = run_packed(runs, session, jobs, stop)
+        outcomes = run_packed(runs, session, jobs, stop, devices=gpus or None)
     else:
         try:
             outcomes = sequential(runs, session, stop)
+        except PeerLost as e:
+            print(f"error: {e}; the last checkpoint is saved - continue with the same command and --resume",
+                  file=sys.stderr, flush=True)
+            return 1
         except (Interrupted, KeyboardInterrupt):
             print("stopped; the last checkpoint is saved - continue with the same command and --resume",
                   file=sys.stderr, flush=True)
@@ -262,10 +308,10 @@ def main(argv=None) -> int:
         print("stopped; continue with the same command and --resume", file=sys.stderr, flush=True)
         return 130
     bad = [o for o in outcomes if o.get("status") != "finished"]
-    if len(runs) > 1:
+    if len(runs) > 1 and world.is_main:
         print(f"summary: {len(outcomes) - len(bad)} of {len(runs)} runs finished"
               + (f"; not finished: {', '.join(o['run_id'] + ' (' + o['status'] + ')' for o in bad)}" if bad else ""))
-    if not bad:
+    if not bad and world.is_main:
         print(f"results: {args.results}; curves: python -m ablations.visualdl --logdir {args.logdir}")
     return 1 if bad else 0
 

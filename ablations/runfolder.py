@@ -242,6 +242,8 @@ def triage(cfg: RunConfig, paths: RunPaths, session: Session) -> str:
     if saved is None:
         return "fresh"
     mine = cfg.identity()
+    # A setting added after the folder was written (e.g. stream) counts as its default there.
+    saved = {**{k: v for k, v in RunConfig.defaults().items() if k in mine and k not in saved}, **saved}
     ignored = {"data_dir"} | ({"data_fingerprint"} if _unknown_fingerprint(saved, mine) else set())
     changed = sorted(k for k in (set(mine) | set(saved)) - ignored if saved.get(k) != mine.get(k))
     if changed:

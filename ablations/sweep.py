@@ -10,6 +10,7 @@ import time
 from . import cli
 from .config import Session
 from .console import StopFlag, describe
+from .devices import DevicePool, worker_env
 from .runfolder import (LOCK_FD_VARIABLE, RunBusy, acquire, paths_for, read_json, release, skip_outcome, triage,
                         write_json)
 
@@ -21,7 +22,7 @@ def worker_argv(config_path: str, session: Session) -> list:
     return [sys.executable, "-m", "ablations.worker", config_path, json.dumps(session.to_json(), sort_keys=True)]
 
 
-def _start_worker(cfg, paths, session: Session, child: Session):
+def _start_worker(cfg, paths, session: Session, child: Session, device: int | None = None, command=worker_argv):
     """Prepare the run's folder under its lock and start its worker, which inherits the lock.
 
     None when the run is already done (its outcome then recorded by the caller); RunBusy when
@@ -39,10 +40,10 @@ def _start_worker(cfg, paths, session: Session, child: Session):
         if os.path.exists(paths.outcome):  # an earlier attempt's 'failed': not this attempt's
             os.remove(paths.outcome)
         log = open(paths.log, "a")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", PARENT_VARIABLE: str(os.getpid())}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", PARENT_VARIABLE: str(os.getpid()), **worker_env(device)}
         if fd is not None:
             env[LOCK_FD_VARIABLE] = str(fd)
-        proc = subprocess.Popen(worker_argv(paths.config, child), stdout=log, stderr=subprocess.STDOUT, env=env,
+        proc = subprocess.Popen(command(paths.config, child), stdout=log, stderr=subprocess.STDOUT, env=env,
                                 pass_fds=() if fd is None else (fd,))
     except BaseException:
         release(paths)
@@ -51,8 +52,12 @@ def _start_worker(cfg, paths, session: Session, child: Session):
     return proc, log
 
 
-def run_packed(runs: list, session: Session, jobs: int, stop: StopFlag) -> list:
+def run_packed(runs: list, session: Session, jobs: int, stop: StopFlag, devices: list | None = None,
+               command=worker_argv) -> list:
     """Train runs `jobs` at a time, one worker process each, with the threads split between them.
+
+    With `devices` (GPU ids), each worker sees one of them as its only GPU (CUDA_VISIBLE_DEVICES),
+    the least busy one when it starts. `command(config_path, session)` is the worker's command line.
 
     Each worker writes its output to train.log in its checkpoint folder and its outcome to
     outcome.json; one failing worker does not stop the others. Skipping finished runs and
@@ -64,31 +69,37 @@ def run_packed(runs: list, session: Session, jobs: int, stop: StopFlag) -> list:
     # No force for the workers: the parent has already cleared a forced run's folders.
     child = session.replace(threads=per_job, force=False)
     pending, active, outcomes = list(runs), {}, {}
+    pool = DevicePool(devices)
     total, started, busy = len(runs), 0, None
     while pending or active:
         while pending and len(active) < jobs and not stop.requested and busy is None:
             cfg = pending.pop(0)
             paths = paths_for(cfg, session)
             started += 1
+            device = pool.acquire()
             try:
-                worker = _start_worker(cfg, paths, session, child)
+                worker = _start_worker(cfg, paths, session, child, device, command)
             except RunBusy as e:
+                pool.release(device)
                 busy = e
                 break
             if worker is None:
+                pool.release(device)
                 outcomes[cfg.run_id] = skip_outcome(paths, session)
                 print(f"[{started}/{total}] {describe(outcomes[cfg.run_id])}", flush=True)
                 continue
             proc, log = worker
-            active[proc] = (cfg, paths, log, time.time())
-            print(f"[{started}/{total}] started {cfg.run_id} ({per_job} thread{'s' if per_job > 1 else ''}; "
+            active[proc] = (cfg, paths, log, time.time(), device)
+            where = f"GPU {device}, " if device is not None else ""
+            print(f"[{started}/{total}] started {cfg.run_id} ({where}{per_job} thread{'s' if per_job > 1 else ''}; "
                   f"log {paths.log})", flush=True)
         if stop.requested or busy is not None:
             pending.clear()
         time.sleep(0.2)
         for proc in [p for p in active if p.poll() is not None]:
-            cfg, paths, log, t0 = active.pop(proc)
+            cfg, paths, log, t0, device = active.pop(proc)
             log.close()
+            pool.release(device)
             outcome = read_json(paths.outcome) or {}
             if proc.returncode == 130:
                 outcome = {"run_id": cfg.run_id, "status": "interrupted", "error": "stopped; --resume continues it"}

@@ -1,7 +1,7 @@
 """python -m ablations.bench [train|data|sweep|all] [flags]: the benchmarks, results under bench/.
 
     train   training images/s: our loop vs a bare paddle step vs paddle.Model.fit vs PyTorch
-    data    the data loader and cache (ablations/bench/data.py)
+    data    the data loader and cache (ablations/bench/data.py); --stream FOLDER: the streaming loader
     sweep   a sweep's wall time, runs one after another vs packed one process per core
     all     train, data and sweep with their defaults (flags are not passed on)
 

@@ -10,6 +10,11 @@
      the time spent inside the loader. A fixed number of steps stands in for an epoch (a full
      Caltech-16 epoch is 39 steps of 64) to keep the run short.
 Targets from issue 3: loader >= 10x training images/s; loader-fed steps within 5% of pure compute.
+
+`--stream FOLDER` measures the streaming path instead (ablations/bench/stream.py): images/s of the
+paddle.io.DataLoader loader with each of --workers, training's images/s of --stream-model at
+--stream-size, and the peak memory of a pass; `--generate N` first writes N ImageNet-like JPEGs
+into FOLDER (e.g. under /tmp; never into the repository).
 """
 from __future__ import annotations
 import argparse
@@ -42,7 +47,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-root", default=None, help="where the fresh caches are built (default: a temporary "
                                                        "folder under bench/, deleted afterwards)")
     p.add_argument("--csv", default="bench/data.csv", help="where the results are written")
+    p.add_argument("--stream", metavar="FOLDER", help="measure the streaming loader on this ImageNet-style folder")
+    p.add_argument("--generate", type=int, metavar="N", help="with --stream: first write N generated JPEGs there")
+    p.add_argument("--workers", default="0,1,2", help="with --stream: loader worker counts to measure")
+    p.add_argument("--stream-size", type=int, default=224, help="with --stream: image size")
+    p.add_argument("--stream-model", default="googlenet_bn", help="with --stream: model whose training is the yardstick")
+    p.add_argument("--stream-batches", type=int, default=10, help="with --stream: batches per timed loader pass")
     return p
+
+
+def stream_main(args, threads: int) -> list[dict]:
+    from . import stream
+
+    if args.generate:
+        stream.generate_folder(args.stream, args.generate)
+    workers = [int(w) for w in args.workers.split(",")]
+    return stream.stream_rows(args.stream, args.stream_size, args.batch_size, workers, args.stream_batches,
+                              args.stream_model, args.steps, threads)
 
 
 def _dir_bytes(folder: str) -> int:
@@ -142,6 +163,9 @@ def main(argv=None) -> list[dict]:
     from paddle_cnns.runtime import set_threads
 
     threads = set_threads(args.threads)
+    if args.stream:
+        rows = stream_main(args, threads)
+        return _write(rows, args.csv.replace("data.csv", "data_stream.csv"))
     if args.source and prepared_from(args.data_dir) is None:
         prepare_caltech16(args.source, args.data_dir, download=False)
     cache_root = args.cache_root or tempfile.mkdtemp(prefix="data-cache-", dir=_ensure_dir("bench"))
@@ -186,14 +210,18 @@ def main(argv=None) -> list[dict]:
          "target": f"<= {100 * OVERHEAD_TARGET:g}", "note": f"{timing['in_loader']:.3f} s of {timing['loader']:.2f} s "
                                                            "(median): the loader's own cost, free of that noise"},
     ]
+    return _write(rows, args.csv)
+
+
+def _write(rows: list[dict], path: str) -> list[dict]:
     print(markdown(rows))
-    if args.csv:
-        _ensure_dir(os.path.dirname(args.csv) or ".")
-        with open(args.csv, "w", newline="") as f:
+    if path:
+        _ensure_dir(os.path.dirname(path) or ".")
+        with open(path, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
-        print(f"\nwritten to {args.csv}")
+        print(f"\nwritten to {path}")
     return rows
 
 

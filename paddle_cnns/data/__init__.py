@@ -1,6 +1,6 @@
 """The study's datasets behind one function, make_datasets, and a fast deterministic loader."""
 from __future__ import annotations
-
+import functools
 import os
 
 from ..errors import DataError, NotPrepared, UsageError
@@ -12,14 +12,16 @@ from .fashion_mnist import load_fashion_mnist, prepare_fashion_mnist
 from .folder import load_folder
 from .listed import load_listed
 from .loader import BatchLoader, make_loader
+from .streaming import decoded_bytes, streamed_bundle
 from .synthetic import load_synthetic
 
 DATASETS: tuple[str, ...] = ("caltech16", "fashion_mnist", "folder", "synthetic")
+STREAMABLE: tuple[str, ...] = ("caltech16", "folder")  # the datasets of JPEG files
 
 
 def make_datasets(name: str, data_dir: str | None = None, image_size: int = 224, *, augment: bool = False,
                   cache_dir: str | None = None, max_per_class: int | None = None, seed: int = 0,
-                  progress=None) -> DataBundle:
+                  progress=None, stream: bool = False, workers: int = 0) -> DataBundle:
     """The train/eval/test splits of dataset `name` at image_size x image_size px.
 
     data_dir None means data/<name> under the current directory. For caltech16 it may also be a
@@ -31,6 +33,10 @@ def make_datasets(name: str, data_dir: str | None = None, image_size: int = 224,
     n images of each class per split. info["data_fingerprint"] identifies the data a run trains on
     (bundle.data_fingerprint). progress(stage, done, total, unit), if given, hears the long
     first-time steps (preparing Caltech-16, building the cache) as they go; the library never prints.
+
+    stream (folder and caltech16 only) decodes nothing up front: JPEGs are read per batch by
+    `workers` paddle.io.DataLoader processes, with the ImageNet write-up's preprocessing (see
+    paddle_cnns.data.streaming); for folders whose decoded cache would be too large.
     """
     if name not in DATASETS:
         raise UsageError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
@@ -38,6 +44,13 @@ def make_datasets(name: str, data_dir: str | None = None, image_size: int = 224,
     if max_per_class is not None and (not isinstance(max_per_class, int) or max_per_class < 1):
         raise UsageError(f"max_per_class must be a positive integer or None, got {max_per_class!r}")
     options = {"augment": bool(augment), "max_per_class": max_per_class, "seed": int(seed)}
+    if stream:
+        if name not in STREAMABLE:
+            raise UsageError(f"dataset {name!r} cannot be streamed (it is small: its decoded cache is used); "
+                             f"streaming reads {' and '.join(STREAMABLE)}", fix="cache")
+        if not isinstance(workers, int) or workers < 0:
+            raise UsageError(f"workers must be an integer >= 0, got {workers!r}", fix="workers")
+        options["builder"] = functools.partial(streamed_bundle, workers=workers)
     if name == "synthetic":
         bundle = load_synthetic(image_size, **options)
     elif name == "fashion_mnist":
@@ -72,5 +85,5 @@ def _load_caltech16(data_dir, image_size, progress=None, **options) -> DataBundl
                                                 dataset="caltech16", data_dir=data_dir))
 
 
-__all__ = ["DATASETS", "DataBundle", "ArrayDataset", "BatchLoader", "make_datasets", "make_loader",
+__all__ = ["DATASETS", "STREAMABLE", "decoded_bytes", "DataBundle", "ArrayDataset", "BatchLoader", "make_datasets", "make_loader",
            "prepare_caltech16", "prepare_fashion_mnist", "DEFAULT_CACHE_DIR"]

@@ -33,8 +33,9 @@ def _scan(split_dir: str) -> tuple[list[str], list[tuple[str, str]], int]:
 
 
 def load_folder(data_dir: str | None, image_size: int, *, cache_dir, augment, max_per_class, seed,
-                progress=None) -> DataBundle:
-    """An ImageNet-style folder (train/<class>/*, val/<class>/*, optional test/) as a cached bundle."""
+                progress=None, builder=cached_bundle) -> DataBundle:
+    """An ImageNet-style folder (train/<class>/*, val/<class>/*, optional test/) as a bundle:
+    decoded into the cache, or streamed when `builder` is the streaming one."""
     data_dir = data_dir or DEFAULT_DIR
     for split in ("train", "eval"):
         if not os.path.isdir(os.path.join(data_dir, SPLIT_FOLDERS[split])):
@@ -58,7 +59,7 @@ def load_folder(data_dir: str | None, image_size: int, *, cache_dir, augment, ma
     for split, samples in entries.items():
         labeled = [(os.path.relpath(path, data_dir).replace(os.sep, "/"), index[name]) for path, name in samples]
         entries[split] = [labeled[i] for i in first_per_class([label for _, label in labeled], max_per_class)]
-    return cached_bundle("folder", FolderStore(data_dir), entries, classes, image_size, cache_dir=cache_dir,
-                         augment=augment, seed=seed, advice="replace the file or delete it from its class folder",
-                         progress=progress,
-                         info={"data_dir": data_dir, "max_per_class": max_per_class, "skipped_files": skipped})
+    return builder("folder", FolderStore(data_dir), entries, classes, image_size, cache_dir=cache_dir,
+                   augment=augment, seed=seed, advice="replace the file or delete it from its class folder",
+                   progress=progress,
+                   info={"data_dir": data_dir, "max_per_class": max_per_class, "skipped_files": skipped})

@@ -15,7 +15,8 @@ STATS_FILE = "stats.json"
 
 
 def load_listed(dataset: str, data_dir: str, image_size: int, *, cache_dir, augment, max_per_class, seed,
-                not_prepared: NotPrepared | None = None, info: dict | None = None, progress=None) -> DataBundle:
+                not_prepared: NotPrepared | None = None, info: dict | None = None, progress=None,
+                builder=cached_bundle) -> DataBundle:
     """Datasets from the label lists in data_dir. not_prepared: the error raised when nothing is there."""
     lists = {split: find_list(data_dir, split) for split in SPLITS}
     if lists["train"] is None or lists["eval"] is None:
@@ -42,5 +43,5 @@ def load_listed(dataset: str, data_dir: str, image_size: int, *, cache_dir, augm
         check_present(store, split_entries, lists[split])
     stats = read_stats(os.path.join(data_dir, STATS_FILE), 3)
     extra = {"data_dir": data_dir, "max_per_class": max_per_class, **(info or {})}
-    return cached_bundle(dataset, store, entries, class_names, image_size, cache_dir=cache_dir, augment=augment,
-                         seed=seed, stats=stats, info=extra, progress=progress)
+    return builder(dataset, store, entries, class_names, image_size, cache_dir=cache_dir, augment=augment,
+                   seed=seed, stats=stats, info=extra, progress=progress)

@@ -10,28 +10,19 @@ Loading verifies the checksum, so a file damaged at rest is named instead of tra
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import asdict
 
 import paddle
 
+from .data.cache import file_sha256
 from .engine import TrainState
 from .errors import CNNsError
 
 FORMAT = 1  # bump when the checkpoint layout changes
 MANIFEST = "checkpoint.json"
 PENDING = ".pending"
-
-
-def file_sha256(path: str) -> str:
-    """sha256 of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _fsync_dir(folder: str) -> None:

@@ -26,7 +26,7 @@ from .cache import stats_from_histogram
 from .dataset import ROTATION_DEGREES
 from .images import IMAGE_EXTENSIONS, open_image
 from .labels import SPLITS, find_list, read_list
-from .loader import global_batches, shard_of
+from .loader import BatchLoader
 from .store import FolderStore, ZipStore
 
 CROP_SCALE = (0.08, 1.0)            # fraction of the image's area a random crop keeps
@@ -122,37 +122,18 @@ class StreamDataset(paddle.io.Dataset):
         return x.astype(np.float32), self.labels[int(index)]
 
 
-class StreamLoader:
+class StreamLoader(BatchLoader):
     """Batches of a StreamDataset from paddle.io.DataLoader workers, in BatchLoader's order.
 
-    The same global batches as BatchLoader (a function of seed and epoch), the same slicing
-    per rank, the same (x float32 [B, 3, S, S], y int64 [B]) tensors.
+    BatchLoader's global batches (a function of seed and epoch) and slicing per rank, the same
+    (x float32 [B, 3, S, S], y int64 [B]) tensors; only the decoding moves to the workers.
     """
 
     def __init__(self, dataset: StreamDataset, batch_size: int, *, shuffle: bool, seed: int = 0, epoch: int = 0,
                  drop_last: bool = False, rank: int = 0, world_size: int = 1, workers: int | None = None):
-        self.dataset, self.batch_size, self.shuffle = dataset, int(batch_size), bool(shuffle)
-        self.seed, self.epoch, self.drop_last = int(seed), int(epoch), bool(drop_last)
-        self.rank, self.world_size = int(rank), int(world_size)
+        super().__init__(dataset, batch_size, shuffle=shuffle, seed=seed, epoch=epoch, drop_last=drop_last,
+                         rank=rank, world_size=world_size)
         self.workers = dataset.workers if workers is None else int(workers)
-
-    def set_epoch(self, epoch: int) -> None:
-        """The epoch whose order (and augmentation) the next iteration draws."""
-        self.epoch = int(epoch)
-
-    def _global(self) -> list:
-        return global_batches(len(self.dataset), self.batch_size, shuffle=self.shuffle, seed=self.seed,
-                              epoch=self.epoch, drop_last=self.drop_last,
-                              min_size=self.world_size if self.shuffle else 1)
-
-    def __len__(self) -> int:
-        """Global batches (steps) in the epoch."""
-        return len(self._global())
-
-    def batches(self) -> list:
-        """This rank's index arrays of the epoch's batches."""
-        parts = (shard_of(indices, self.rank, self.world_size) for indices in self._global())
-        return [part for part in parts if len(part)]
 
     def __iter__(self):
         self.dataset.set_epoch(self.epoch)

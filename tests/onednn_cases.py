@@ -13,7 +13,7 @@ import paddle_cnns as pc
 from paddle_cnns import impl, onednn
 from paddle_cnns.onednn import OneDNNConv2D
 
-from test_fast_layers import assert_close, assert_same
+from test_fast_layers import bn_net, assert_close, assert_same
 
 REASON = onednn.unavailable_reason()
 if REASON is not None:  # started without the flags: every case below would test nothing
@@ -139,3 +139,15 @@ def test_fast_and_onednn_layers_fall_back_to_paddles_conv_inside_a_traced_model(
     traced = paddle.jit.to_static(net, full_graph=True)
     assert_close(traced(x).numpy(), eager, "traced output")
 
+
+def test_a_onednn_training_step_matches_with_batch_norm_in_train_mode():
+    # In float32 (oneDNN has no float64 convs; paddle's static float64 fallback is not exact
+    # either), so within whole-network float32 rounding.
+    onednn_net, plain = bn_net("onednn"), bn_net("plain")
+    assert OneDNNConv2D in {type(m) for m in onednn_net.sublayers()}
+    assert OneDNNConv2D(3, 8, 3, padding=1).path(32, 32) == "onednn"
+    plain.set_state_dict(onednn_net.state_dict())
+    x = np.random.RandomState(0).randn(4, 3, 32, 32).astype("float32")
+    assert_same(onednn_net, plain, x, rtol=1e-4)
+    for (k, a), (_, b) in zip(onednn_net.state_dict().items(), plain.state_dict().items()):
+        assert_close(a.numpy(), b.numpy(), f"running statistic {k}", rtol=1e-5)

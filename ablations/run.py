@@ -241,6 +241,33 @@ def _list() -> None:
           + "; ".join(f"{old}: deprecated name of {new}" for old, new in study.DEPRECATED_RECIPES.items()))
 
 
+def _announce(args, runs, device: str, on_gpu: bool, threads: int, jobs: int, world) -> None:
+    """The first line of output: recipe, dataset, device, threads, runs, paddle and the conv layers."""
+    auto = f" ({'auto: ' + ('GPU found' if on_gpu else 'no GPU')})" if args.recipe == "auto" else ""
+    layers = impl.resolve(runs[0].layers)[0]  # what "auto" means on this device and paddle
+    print(f"paddle-cnns {runs[0].recipe.name} recipe{auto}, dataset {args.dataset}, device {device}, "
+          f"{threads} thread{'s' if threads > 1 else ''}, {len(runs)} run{'s' if len(runs) > 1 else ''}"
+          f"{f', {jobs} at a time' if jobs > 1 else ''}"
+          f"{f', data parallel over {world.size} processes' if world.parallel else ''}; "
+          f"paddle {paddle.__version__}; layers {layers}", flush=True)
+
+
+def _train(runs, session, jobs: int, stop, gpus):
+    """Every run's outcome, packed or one after another; or the exit code of a stopped run."""
+    if jobs > 1:
+        return run_packed(runs, session, jobs, stop, devices=gpus or None)
+    try:
+        return sequential(runs, session, stop)
+    except PeerLost as e:
+        print(f"error: {e}; the last checkpoint is saved - continue with the same command and --resume",
+              file=sys.stderr, flush=True)
+        return 1
+    except (Interrupted, KeyboardInterrupt):
+        print("stopped; the last checkpoint is saved - continue with the same command and --resume",
+              file=sys.stderr, flush=True)
+        return 130
+
+
 @cli.main_guard
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -269,13 +296,7 @@ def main(argv=None) -> int:
         triage(cfg, paths_for(cfg, session), session)
     stop = StopFlag() if launching else StopFlag().install()  # the launcher's supervisor lets Ctrl-C through
     if world.is_main and not launching:
-        auto = f" ({'auto: ' + ('GPU found' if on_gpu else 'no GPU')})" if args.recipe == "auto" else ""
-        layers = impl.resolve(runs[0].layers)[0]  # what "auto" means on this device and paddle
-        print(f"paddle-cnns {runs[0].recipe.name} recipe{auto}, dataset {args.dataset}, device {device}, "
-              f"{threads} thread{'s' if threads > 1 else ''}, {len(runs)} run{'s' if len(runs) > 1 else ''}"
-              f"{f', {jobs} at a time' if jobs > 1 else ''}"
-              f"{f', data parallel over {world.size} processes' if world.parallel else ''}; "
-              f"paddle {paddle.__version__}; layers {layers}", flush=True)
+        _announce(args, runs, device, on_gpu, threads, jobs, world)
     # Load (prepare, decode and cache) every dataset/size once, up front: data problems stop
     # here with one line and exit 2, and packed workers find the cache ready instead of racing.
     # A run's identity includes its data's fingerprint: a folder holding the run on other data
@@ -291,19 +312,9 @@ def main(argv=None) -> int:
         return launch.supervise(argv, args.nproc_per_node, os.path.join(args.checkpoint_dir, launch.LAUNCH_LOGS),
                                 args.devices)
     distributed.init(world)
-    if jobs > 1:
-        outcomes = run_packed(runs, session, jobs, stop, devices=gpus or None)
-    else:
-        try:
-            outcomes = sequential(runs, session, stop)
-        except PeerLost as e:
-            print(f"error: {e}; the last checkpoint is saved - continue with the same command and --resume",
-                  file=sys.stderr, flush=True)
-            return 1
-        except (Interrupted, KeyboardInterrupt):
-            print("stopped; the last checkpoint is saved - continue with the same command and --resume",
-                  file=sys.stderr, flush=True)
-            return 130
+    outcomes = _train(runs, session, jobs, stop, gpus)
+    if isinstance(outcomes, int):  # stopped or a peer lost: the exit code
+        return outcomes
     if stop.requested:
         print("stopped; continue with the same command and --resume", file=sys.stderr, flush=True)
         return 130

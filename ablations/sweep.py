@@ -1,8 +1,10 @@
 """Packed sweeps: several runs at once on a CPU, one worker process each, started from the run's config.json."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -70,7 +72,7 @@ def run_packed(runs: list, session: Session, jobs: int, stop: StopFlag, devices:
     child = session.replace(threads=per_job, force=False)
     pending, active, outcomes = list(runs), {}, {}
     pool = DevicePool(devices)
-    total, started, busy = len(runs), 0, None
+    total, started, busy, forwarded = len(runs), 0, None, False
     while pending or active:
         while pending and len(active) < jobs and not stop.requested and busy is None:
             cfg = pending.pop(0)
@@ -95,6 +97,13 @@ def run_packed(runs: list, session: Session, jobs: int, stop: StopFlag, devices:
                   f"log {paths.log})", flush=True)
         if stop.requested or busy is not None:
             pending.clear()
+        if stop.requested and not forwarded:
+            # A stop sent to this process alone (kill PID, a scheduler's SIGTERM) reaches the workers
+            # too; after Ctrl-C they already have their own SIGINT and take this one as a repeat.
+            forwarded = True
+            for proc in active:
+                with contextlib.suppress(OSError):
+                    proc.send_signal(signal.SIGTERM)
         time.sleep(0.2)
         for proc in [p for p in active if p.poll() is not None]:
             cfg, paths, log, t0, device = active.pop(proc)

@@ -6,6 +6,7 @@ visible failure, never a silent success. Kills land at points named by ablations
 Faults that need no training process are in test_faults_input.py.
 """
 import glob
+import json
 import os
 import shutil
 import signal
@@ -212,6 +213,53 @@ def test_workers_of_a_killed_sweep_stop_with_it_and_resume_records_each_run_once
     assert len(read_results(str(tmp_path / "results.csv"))) == 2
     for r in rids:
         assert_as_uninterrupted(tmp_path, reference, run_id=r)
+
+
+def _pending(pid, signum):
+    """Whether signal `signum` waits, undelivered, for process `pid` (a stopped process keeps it)."""
+    with open(f"/proc/{pid}/status") as f:
+        fields = dict(line.split(":", 1) for line in f if ":" in line)
+    return any(int(fields[k].strip(), 16) >> (signum - 1) & 1 for k in ("SigPnd", "ShdPnd"))
+
+
+def test_a_stop_sent_to_the_sweeps_parent_alone_stops_its_workers_at_the_next_step(reference, tmp_path):
+    # `kill PID` of the sweep (or a scheduler's SIGTERM) reaches only the parent, not a terminal's
+    # whole process group: the workers must stop with it instead of training their runs to the end.
+    sweep = [*SMALL, "--seeds", "0,1", "--jobs", "2", "--threads", "2"]
+    parent = subprocess.Popen(_cli(tmp_path, *sweep), cwd=tmp_path, env=_env("epoch=1:STOP"),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    rids = [RID, RID.replace("/s0/", "/s1/")]
+    workers = []
+    try:
+        _wait(lambda: all(_lock_pid(tmp_path, r) not in (None, parent.pid) for r in rids),
+              "both workers to take over their run's lock")
+        workers = [_lock_pid(tmp_path, r) for r in rids]
+        _wait(lambda: all(_state(w) == "T" for w in workers), "both workers to freeze after epoch 1")
+        parent.send_signal(signal.SIGTERM)
+        _wait(lambda: all(_pending(w, signal.SIGTERM) for w in workers), "the parent to pass the stop on")
+    finally:
+        for w in workers:
+            if _state(w) != "gone":
+                os.kill(w, signal.SIGCONT)
+    out, _ = parent.communicate(timeout=600)
+    assert parent.returncode == 130, out
+    for r in rids:  # stopped at the next step and saved, not trained to the end
+        assert _outcome(tmp_path / "ckpt" / r) in (None, "interrupted")
+        state = paddle.load(str(tmp_path / "ckpt" / r / "latest.pdckpt"))["state"]
+        assert (state["epoch"], state["step_in_epoch"]) == (1, 1), state
+    assert not os.path.exists(tmp_path / "results.csv")
+    assert "summary: 2 of 2 runs finished" in _run(tmp_path, *sweep, "--resume").stdout
+    for r in rids:
+        assert_as_uninterrupted(tmp_path, reference, run_id=r)
+
+
+def _outcome(run_folder):
+    """The status a worker wrote in its outcome.json, or None without one."""
+    path = run_folder / "outcome.json"
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f).get("status")
 
 
 def test_a_finished_run_pointed_at_a_new_store_is_recorded_there_exactly_once(reference, tmp_path):

@@ -80,7 +80,12 @@ def store_problem(path: str) -> str | None:
     header = first.rstrip("\r\n")
     if not first or header == HEADER or (not first.endswith("\n") and HEADER.startswith(header)):
         return None  # empty, ours, or our header torn by a full disk (rewritten on the next append)
-    return "has other columns (written by an earlier paddle-cnns, or not a results file)"
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            upgraded_text(f.read())
+    except CNNsError:
+        return "has other columns (not a results file of paddle-cnns)"
+    return None  # an earlier paddle-cnns' store: upgraded in place by the next append
 
 
 def _records(text: str):
@@ -161,15 +166,30 @@ def append_row(path: str, row: dict) -> bool:
     """
     line = format_row(row)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    while True:
+        written = _append_once(path, row, line)
+        if written is not None:
+            return written
+
+
+def _append_once(path: str, row: dict, line: str):
+    """append_row's work under the lock; None when the file was replaced meanwhile (try again)."""
     with open(path, "a+", newline="") as f:
         if fcntl is not None:
             fcntl.flock(f, fcntl.LOCK_EX)
         try:
+            if not os.path.exists(path) or not os.path.samestat(os.fstat(f.fileno()), os.stat(path)):
+                return None  # another process upgraded the store while this one waited for the lock
             f.seek(0)
             text = f.read()
             problem = store_problem(path)
             if problem:
                 raise CNNsError(f"results file {path} {problem}; move it away or write to a new results file")
+            if "\n" in text and text.split("\n", 1)[0].rstrip("\r") != HEADER:
+                backup = upgrade_store(path, text)
+                print(f"results file {path}: written by an earlier paddle-cnns, now in today's columns "
+                      f"(schema {SCHEMA}); the old file is kept as {backup}", file=sys.stderr, flush=True)
+                return None  # append to the upgraded file
             if _present(text, row):
                 return False
             out = line
@@ -225,6 +245,62 @@ def _upgrade_v4(df):
     return df.assign(schema=5, stream=False, world_size=1, per_device_batch=df["batch_size"], sync_bn=False)
 
 
+UPGRADES = {"1": _upgrade_v1, "2": _upgrade_v2, "3": _upgrade_v3, "4": _upgrade_v4}  # schema -> the next one
+
+
+def _upgrade(df):
+    """The rows of a store written with an earlier schema we know, in today's (SCHEMA's) columns."""
+    schemas = set(df["schema"].astype(str)) if "schema" in df.columns and len(df) else set()
+    while len(schemas) == 1 and next(iter(schemas)) in UPGRADES:
+        df = UPGRADES[next(iter(schemas))](df)
+        schemas = {str(df["schema"].iloc[0])}
+    return df
+
+
+def upgraded_text(text: str) -> tuple[str, str]:
+    """(today's CSV text of an earlier schema's store, the schema it had); CNNsError if it is not ours.
+
+    Cells are carried over as they were written (read as text, not numbers), new columns get
+    the values their upgrade gives; a torn or malformed row is dropped, as readers drop it.
+    """
+    import pandas as pd
+
+    header, good, _ = parse_store(text)
+    if not good or header[:2] != ["schema", "run_id"]:
+        raise CNNsError("not a results store")
+    df = pd.DataFrame(good, columns=header, dtype=str)
+    old = set(df["schema"])
+    df = _upgrade(df)
+    if len(old) != 1 or any(c not in df.columns for c in COLUMNS):
+        raise CNNsError("not a results store")
+    rows = [{c: (None if v == "" else v) for c, v in zip(COLUMNS, values)}
+            for values in df[COLUMNS].astype(str).itertuples(index=False)]
+    return HEADER + "\n" + "".join(format_row(r) for r in rows), old.pop()
+
+
+def upgrade_store(path: str, text: str | None = None) -> str | None:
+    """Rewrite an earlier paddle-cnns' store in today's columns; returns the copy of the old file.
+
+    The old file is kept beside it (<path>.schema<N>.bak), the new one replaces it atomically, so
+    a kill or a full disk at any moment leaves the old store or the new one, never a mix. Call it
+    with the store's lock held (append_row does), or before any run writes (ablations.run does).
+    """
+    if text is None:
+        with open(path, newline="", encoding="utf-8") as f:
+            text = f.read()
+    if text.split("\n", 1)[0].rstrip("\r") == HEADER:
+        return None
+    new, schema = upgraded_text(text)
+    backup, staged = f"{path}.schema{schema}.bak", f"{path}.upgrading"
+    for target, content in ((backup, text), (staged, new)):
+        with open(target, "w", newline="", encoding="utf-8") as f:
+            f.write(content)
+            f.flush()
+            os.fsync(f.fileno())
+    os.replace(staged, path)
+    return backup
+
+
 def read_results(path: str):
     """The store as a pandas DataFrame (JSON columns decoded). Raises CNNsError if unreadable.
 
@@ -245,18 +321,7 @@ def read_results(path: str):
         raise CNNsError(f"cannot read results file {path} ({type(e).__name__}: {e})") from e
     for number, problem in bad:
         print(f"warning: results file {path} line {number}: {problem}; row left out", file=sys.stderr)
-    schemas = set(df["schema"].astype(str)) if "schema" in df.columns and len(df) else set()
-    if schemas == {"1"}:
-        df = _upgrade_v1(df)
-        schemas = {"2"}
-    if schemas == {"2"}:
-        df = _upgrade_v2(df)
-        schemas = {"3"}
-    if schemas == {"3"}:
-        df = _upgrade_v3(df)
-        schemas = {"4"}
-    if schemas == {"4"}:
-        df = _upgrade_v4(df)
+    df = _upgrade(df)
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise CNNsError(f"results file {path} lacks columns {', '.join(missing[:5])} "

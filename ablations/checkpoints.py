@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 
 import paddle
@@ -19,11 +20,19 @@ class CheckpointSink:
     committed together (paddle_cnns.checkpoint): after a kill both are the same epoch's."""
 
     def __init__(self, job, paths: RunPaths, state: TrainState, cfg: RunConfig, attempt: str,
-                 manifest: dict | None = None):
+                 manifest: dict | None = None, started: float | None = None):
         self.job, self.paths, self.state, self.cfg = job, paths, state, cfg
         self.files = dict(manifest["files"]) if manifest else {}
         self.info = {"run_id": cfg.run_id, "attempt": attempt}
         self.meta = {"run_id": cfg.run_id, "config": cfg.identity(), "attempt": attempt}
+        # Wall time of the earlier attempts up to their last commit, so that a resumed run's
+        # wall_time_s counts all its attempts (checkpoints written before this have none: 0).
+        self.wall_before = float((manifest or {}).get("wall_time_s") or 0.0)
+        self.started = time.time() if started is None else started
+
+    def wall_time(self) -> float:
+        """Seconds this run has taken so far, over all its attempts (each up to its last commit)."""
+        return self.wall_before + time.time() - self.started
 
     def _stage(self, name: str, obj) -> dict:
         return {name: checkpoint.stage(self.paths.ckpt_dir, name, obj)}
@@ -31,7 +40,8 @@ class CheckpointSink:
     def _commit(self, files: dict, point: str | None = None) -> None:
         s = self.state
         manifest = checkpoint.commit(self.paths.ckpt_dir, files, {**self.info, "epoch": s.epoch,
-                                                                   "global_step": s.global_step})
+                                                                   "global_step": s.global_step,
+                                                                   "wall_time_s": round(self.wall_time(), 3)})
         if point:
             faults.hit(point, s.epoch)
         checkpoint.apply(self.paths.ckpt_dir, manifest)

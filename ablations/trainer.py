@@ -227,7 +227,7 @@ def train_run(cfg: RunConfig, paths: RunPaths, mode: str, session: Session, stop
         if not world.is_main:
             return ranks.follow(cfg, job, paths, mode, stop)
         state, attempt, manifest = start(cfg, paths, mode, job)
-        checkpoints = CheckpointSink(job, paths, state, cfg, attempt, manifest)
+        checkpoints = CheckpointSink(job, paths, state, cfg, attempt, manifest, started)
         visualdl = VisualDLSink(paths.logdir, state.history)
         try:
             status, error = train(cfg, job, state, stop, checkpoints, [visualdl])
@@ -237,7 +237,9 @@ def train_run(cfg: RunConfig, paths: RunPaths, mode: str, session: Session, stop
         test = test_metrics(cfg, job, checkpoints) if status == "finished" else {}
         if status == "finished":  # beside the results store, before its row: the report pairs runs per image
             predictions.record(cfg, replace(job, world=SINGLE), session.results, test["split"])  # all of the split
-    row = results_row(cfg, status, error, session, started, job, state, test, paths.logdir, attempt)
+    # wall_time_s counts every attempt: as if this one had started when the first did, minus the gaps
+    row = results_row(cfg, status, error, session, started - checkpoints.wall_before, job, state, test,
+                      paths.logdir, attempt)
     # The log first: a log that cannot be written fails the run before a 'finished' row exists.
     visualdl.finish(hparams(cfg), {k: row[k] for k in HPARAM_METRICS})
     visualdl.close()

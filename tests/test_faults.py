@@ -114,6 +114,18 @@ def test_a_kill_at_any_save_point_resumes_to_the_uninterrupted_result_recorded_o
     assert_as_uninterrupted(tmp_path, reference)
 
 
+def test_a_resumed_runs_wall_time_counts_its_earlier_attempts(tmp_path):
+    _run(tmp_path, *ONE, fault="epoch=2:KILL", check=False)
+    manifest_path = tmp_path / "ckpt" / RID / "checkpoint.json"
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["epoch"] == 2 and manifest["wall_time_s"] > 0  # the first attempt, to its last commit
+    manifest["wall_time_s"] = 10_000.0  # as if the first attempt had taken hours: easy to tell apart
+    manifest_path.write_text(json.dumps(manifest))
+    _run(tmp_path, *ONE, "--resume")
+    row = _rows(tmp_path / "results.csv").iloc[-1]
+    assert row.status == "finished" and 10_000 < row.wall_time_s < 10_000 + 600
+
+
 def test_bit_rot_in_a_checkpoint_names_the_file_and_is_never_trained_on(tmp_path):
     _run(tmp_path, *ONE, fault="epoch=2:KILL", check=False)
     latest = tmp_path / "ckpt" / RID / "latest.pdckpt"

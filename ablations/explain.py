@@ -1,6 +1,6 @@
 """python -m ablations.explain: Grad-CAM overlays, where in an image a trained run finds its class.
 
-    python -m ablations.explain --run checkpoints/caltech16/32px/all_tricks/seed0 photo.jpg --out explain
+    python -m ablations.explain --run checkpoints/all_tricks+lrdecay/s0/caltech16-32px photo.jpg --out explain
     python -m ablations.explain --run ... photo.jpg --layer blocks.stage3 --class Leopards
     python -m ablations.explain --run ... --list-layers
 

@@ -1,7 +1,7 @@
 """python -m ablations.export: a trained run as a Paddle Inference model or an ONNX model.
 
-    python -m ablations.export --run checkpoints/caltech16/32px/all_tricks/seed0 --format paddle --out export/all_tricks
-    python -m ablations.export --run checkpoints/caltech16/32px/all_tricks/seed0 --format onnx --out export/all_tricks-onnx
+    python -m ablations.export --run checkpoints/all_tricks+lrdecay/s0/caltech16-32px --format paddle --out export/all_tricks
+    python -m ablations.export --run checkpoints/all_tricks+lrdecay/s0/caltech16-32px --format onnx --out export/all_tricks-onnx
 
 --out gets the model (inference.json or .pdmodel + inference.pdiparams, or model.onnx), labels.txt
 (`id name` per line), preprocess.json (input size, mean/std, colour order) and export.json (what was

@@ -1,6 +1,6 @@
 """python -m ablations.predict: a trained run's top-5 classes for your own images.
 
-    python -m ablations.predict --run checkpoints/caltech16/32px/all_tricks/seed0 photo.jpg
+    python -m ablations.predict --run checkpoints/all_tricks+lrdecay/s0/caltech16-32px photo.jpg
     python -m ablations.predict --run checkpoints/.../best.pdparams my_photos/ --json
 
 Each image is prepared as the run's evaluation prepared its test images: converted to RGB (a

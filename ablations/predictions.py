@@ -1,8 +1,8 @@
 """Per-image test predictions of each run, stored beside the results store so the report can pair runs image by image.
 
-    results/results.csv                                   the results store (one row per run)
-    results/predictions/caltech16/64px/gap/seed0.csv      index,label,predicted,top5 (one line per image)
-    results/predictions/caltech16/64px/gap/seed0.json     what the indices refer to
+    results/results.csv                               the results store (one row per run)
+    results/predictions/gap/s0/caltech16-64px.csv     index,label,predicted,top5 (one line per image)
+    results/predictions/gap/s0/caltech16-64px.json    what the indices refer to
 
 `index` is the image's position in the split as the run loaded it: the line of the split's list
 (data/caltech16/Test.txt) after --max-per-class, or the synthetic set's generation order. Runs of

@@ -5,6 +5,7 @@ recorded exactly once, and its VisualDL steps stay unique; a fault it cannot sur
 visible failure, never a silent success. Kills land at points named by ablations.faults.
 Faults that need no training process are in test_faults_input.py.
 """
+import contextlib
 import glob
 import json
 import os
@@ -197,34 +198,49 @@ def _lock_pid(tmp, run_id):
     return int(text) if text.isdigit() else None
 
 
-def test_workers_of_a_killed_sweep_stop_with_it_and_resume_records_each_run_once(reference, tmp_path):
-    sweep = [*SMALL, "--seeds", "0,1", "--jobs", "2", "--threads", "2"]  # one thread per worker
-    parent = subprocess.Popen(_cli(tmp_path, *sweep), cwd=tmp_path, env=_env("epoch=1:STOP"),
+SWEEP = [*SMALL, "--seeds", "0,1", "--jobs", "2", "--threads", "2"]  # one thread per worker
+SWEEP_RIDS = [RID, RID.replace("/s0/", "/s1/")]
+
+
+@contextlib.contextmanager
+def _frozen_sweep(tmp_path):
+    """A packed sweep of two runs whose workers froze after epoch 1: yields (parent, worker pids), and
+    lets the workers go on when the block ends, whatever happened inside it."""
+    parent = subprocess.Popen(_cli(tmp_path, *SWEEP), cwd=tmp_path, env=_env("epoch=1:STOP"),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    rids = [RID, RID.replace("/s0/", "/s1/")]
     workers = []
     try:
-        _wait(lambda: all(_lock_pid(tmp_path, r) not in (None, parent.pid) for r in rids),
+        _wait(lambda: all(_lock_pid(tmp_path, r) not in (None, parent.pid) for r in SWEEP_RIDS),
               "both workers to take over their run's lock")
-        workers = [_lock_pid(tmp_path, r) for r in rids]
+        workers = [_lock_pid(tmp_path, r) for r in SWEEP_RIDS]
         _wait(lambda: all(_state(w) == "T" for w in workers), "both workers to freeze after epoch 1")
-        parent.kill()  # kill -9 of the sweep's parent, its workers mid-run
-        parent.wait(60)
+        yield parent, workers
     finally:
         for w in workers:
             if _state(w) != "gone":
                 os.kill(w, signal.SIGCONT)
-    _wait(lambda: all(_state(w) in ("gone", "Z") for w in workers), "the orphaned workers to stop")
-    for r in rids:  # they stopped at the next step (the parent-death signal), saved, never finished
-        assert not os.path.exists(tmp_path / "ckpt" / r / "outcome.json")
+
+
+def _assert_stopped_after_epoch_1_then_resumes(tmp_path, reference):
+    """Both runs saved at the step after epoch 1 and never finished; --resume ends them as uninterrupted."""
+    for r in SWEEP_RIDS:
+        assert _outcome(tmp_path / "ckpt" / r) in (None, "interrupted")
         state = paddle.load(str(tmp_path / "ckpt" / r / "latest.pdckpt"))["state"]
         assert (state["epoch"], state["step_in_epoch"]) == (1, 1), state
     assert not os.path.exists(tmp_path / "results.csv")
-    out = _run(tmp_path, *sweep, "--resume").stdout
-    assert "summary: 2 of 2 runs finished" in out
+    assert "summary: 2 of 2 runs finished" in _run(tmp_path, *SWEEP, "--resume").stdout
     assert len(read_results(str(tmp_path / "results.csv"))) == 2
-    for r in rids:
+    for r in SWEEP_RIDS:
         assert_as_uninterrupted(tmp_path, reference, run_id=r)
+
+
+def test_workers_of_a_killed_sweep_stop_with_it_and_resume_records_each_run_once(reference, tmp_path):
+    with _frozen_sweep(tmp_path) as (parent, workers):
+        parent.kill()  # kill -9 of the sweep's parent, its workers mid-run
+        parent.wait(60)
+    # they stop at the next step (the parent-death signal) and save
+    _wait(lambda: all(_state(w) in ("gone", "Z") for w in workers), "the orphaned workers to stop")
+    _assert_stopped_after_epoch_1_then_resumes(tmp_path, reference)
 
 
 def _pending(pid, signum):
@@ -237,32 +253,12 @@ def _pending(pid, signum):
 def test_a_stop_sent_to_the_sweeps_parent_alone_stops_its_workers_at_the_next_step(reference, tmp_path):
     # `kill PID` of the sweep (or a scheduler's SIGTERM) reaches only the parent, not a terminal's
     # whole process group: the workers must stop with it instead of training their runs to the end.
-    sweep = [*SMALL, "--seeds", "0,1", "--jobs", "2", "--threads", "2"]
-    parent = subprocess.Popen(_cli(tmp_path, *sweep), cwd=tmp_path, env=_env("epoch=1:STOP"),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    rids = [RID, RID.replace("/s0/", "/s1/")]
-    workers = []
-    try:
-        _wait(lambda: all(_lock_pid(tmp_path, r) not in (None, parent.pid) for r in rids),
-              "both workers to take over their run's lock")
-        workers = [_lock_pid(tmp_path, r) for r in rids]
-        _wait(lambda: all(_state(w) == "T" for w in workers), "both workers to freeze after epoch 1")
+    with _frozen_sweep(tmp_path) as (parent, workers):
         parent.send_signal(signal.SIGTERM)
         _wait(lambda: all(_pending(w, signal.SIGTERM) for w in workers), "the parent to pass the stop on")
-    finally:
-        for w in workers:
-            if _state(w) != "gone":
-                os.kill(w, signal.SIGCONT)
     out, _ = parent.communicate(timeout=600)
     assert parent.returncode == 130, out
-    for r in rids:  # stopped at the next step and saved, not trained to the end
-        assert _outcome(tmp_path / "ckpt" / r) in (None, "interrupted")
-        state = paddle.load(str(tmp_path / "ckpt" / r / "latest.pdckpt"))["state"]
-        assert (state["epoch"], state["step_in_epoch"]) == (1, 1), state
-    assert not os.path.exists(tmp_path / "results.csv")
-    assert "summary: 2 of 2 runs finished" in _run(tmp_path, *sweep, "--resume").stdout
-    for r in rids:
-        assert_as_uninterrupted(tmp_path, reference, run_id=r)
+    _assert_stopped_after_epoch_1_then_resumes(tmp_path, reference)
 
 
 def _outcome(run_folder):

@@ -18,6 +18,8 @@ import sys
 
 import pandas as pd
 
+from paddle_cnns import VARIANTS
+
 from . import cli
 
 from . import report_ablation as ab
@@ -87,14 +89,53 @@ def default_out(results: str) -> str:
     return os.path.join(os.path.dirname(results), "report")
 
 
-def build_report(results: str, logdir: str = "logs", out: str | None = None) -> dict:
-    """Write report.md, report.html and the figures into `out`. Returns what it wrote and noticed."""
+GRADCAM_IMAGES = 6  # test images in the Grad-CAM figure: the first of each of the first classes
+
+
+def gradcam_inputs(report: "Report", checkpoint_dir: str, data_dir: str) -> tuple[list, list, list]:
+    """(run folders, test images, their classes) of the Grad-CAM figure: the main study's seed-0 trick
+    variants in chain order, each where its checkpoint folder exists, and the first test image of
+    each of the first GRADCAM_IMAGES classes of `data_dir`'s Test.txt (a prepared Caltech-16 layout)."""
+    from paddle_cnns.data.labels import read_list
+    from paddle_cnns.errors import UsageError
+
+    runs = report.runs
+    chosen = runs[(runs["study"] == report.main_study) & (runs["family"] == "trick") & (runs["seed"] == 0)
+                  & (runs["status"] == "finished")]
+    order = {name: i for i, name in enumerate(VARIANTS)}  # the trick chain's order
+    folders = [os.path.join(checkpoint_dir, r) for _, r in sorted(
+        ((order.get(n, len(order)), r) for n, r in zip(chosen["name"], chosen["run_id"])))]
+    folders = [f for f in folders if os.path.isdir(f)]
+    listed = os.path.join(data_dir, "Test.txt")
+    if not folders or not os.path.exists(listed):
+        raise UsageError(f"--gradcam needs the seed-0 trick runs' folders under {checkpoint_dir} and a prepared "
+                         f"test list {listed} (python -m ablations.prepare caltech16)")
+    classes = runs["class_names"].dropna().iloc[0]
+    first = {}
+    for path, label in read_list(listed, None):
+        first.setdefault(label, path)
+    labels = sorted(first)[:GRADCAM_IMAGES]
+    return folders, [os.path.join(data_dir, first[k]) for k in labels], [classes[k] for k in labels]
+
+
+def build_report(results: str, logdir: str = "logs", out: str | None = None, gradcam: str | None = None,
+                 data_dir: str = os.path.join("data", "caltech16")) -> dict:
+    """Write report.md, report.html and the figures into `out`. Returns what it wrote and noticed.
+
+    gradcam: a checkpoint folder; the Grad-CAM figure (gradcam.png) is drawn from the runs' weights
+    there. Without it, a gradcam.png already in `out` is kept and shown (the weights are not part
+    of the published inputs, so the report regenerates the same without them)."""
     out = out or default_out(results)
     runs = data.load_runs(results)
     curves, no_curves = data.load_curves(runs, logdir)
     found, not_found = data.load_predictions(runs, results)
     os.makedirs(out, exist_ok=True)
     report = Report(runs, curves, no_curves, results, logdir, found, not_found)
+    if gradcam:
+        from .explain import gradcam_figure
+
+        folders, images, labels = gradcam_inputs(report, gradcam, data_dir)
+        gradcam_figure(folders, images, os.path.join(out, figures.GRADCAM), labels=labels)
     doc = report.build(out)
     paths = {}
     for name, text in (("report.md", doc.markdown()), ("report.html", doc.html())):
@@ -117,6 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR",
                    help="where report.md, report.html and the PNG figures go (default: a folder 'report' "
                         "beside the results store, e.g. results/report)")
+    p.add_argument("--gradcam", metavar="CHECKPOINT_DIR",
+                   help="also draw the Grad-CAM figure from the seed-0 trick runs' weights in this folder "
+                        "(e.g. checkpoints) on test images of --data-dir; without it, a figure drawn "
+                        "earlier in --out is kept")
+    p.add_argument("--data-dir", default=os.path.join("data", "caltech16"), metavar="DIR",
+                   help="the prepared Caltech-16 folder whose Test.txt gives the Grad-CAM images")
     return p
 
 
@@ -126,7 +173,7 @@ def main(argv=None) -> int:
     out = args.out or default_out(args.results)
     if os.path.exists(out) and not os.path.isdir(out):
         cli.fail(f"--out {out} is a file; pass a folder")
-    done = build_report(args.results, args.logdir, out)
+    done = build_report(args.results, args.logdir, out, args.gradcam, args.data_dir)
     runs = done["runs"]
     counts = ", ".join(f"{int((runs['status'] == s).sum())} {s}" for s in data.STATUSES)
     print(f"wrote {done['paths']['report.md']}, {done['paths']['report.html']} and "

@@ -21,6 +21,7 @@ STYLE = {
 }
 VERDICT_COLORS = {"helps": "#2a9d4b", "hurts": "#c0392b"}
 NEUTRAL = "#8c8c8c"
+GRADCAM = "gradcam.png"  # drawn from the runs' weights (report --gradcam), so never removed here
 FILES = ("curves_classics.png", "curves_tricks.png", "trick_deltas.png", "accuracy_vs_cost.png",
          "confusion.png")
 
@@ -263,6 +264,16 @@ def make_figures(rep, out: str) -> dict[str, tuple[str, str]]:
                                  "counts, rows = true class; colour = share of the row.")
     else:
         rep.figure_notes.append("No confusion matrix: no run finished with test metrics.")
+    if os.path.exists(os.path.join(out, GRADCAM)):
+        made[GRADCAM] = ("Grad-CAM of the trick variants on test images",
+                         "Where each trick variant (seed 0) looks: Grad-CAM of its predicted class at its "
+                         "deepest feature map of at least 4 × 4, on the first test image of six classes "
+                         "(caption: the prediction; red: wrong). Drawn from the runs' weights by "
+                         "`python -m ablations.report --gradcam CHECKPOINT_DIR`, kept when the report is "
+                         "regenerated without them.")
+    else:
+        rep.figure_notes.append("No Grad-CAM figure: it is drawn from the runs' weights with "
+                                "`python -m ablations.report --gradcam CHECKPOINT_DIR`.")
     for file in FILES:  # a figure an earlier report drew but this one cannot: remove it
         if file not in made and os.path.exists(os.path.join(out, file)):
             os.remove(os.path.join(out, file))

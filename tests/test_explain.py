@@ -136,3 +136,31 @@ def test_gradcam_figure_has_a_row_per_run_and_the_same_bytes_every_time(runs, im
     assert Image.open(two).size[1] > Image.open(one).size[1]
     with open(two, "rb") as a, open(again, "rb") as b:
         assert a.read() == b.read()
+
+
+def test_the_report_draws_the_gradcam_figure_from_checkpoints_and_keeps_it_without_them(images, tmp_path):
+    from ablations import report
+    from ablations.results import append_row
+    from report_helpers import row
+
+    results, ckpt, data, out = (tmp_path / n for n in ("results.csv", "ckpt", "data", "out"))
+    for name in ("gap", "baseline"):  # drawn in the chain's order, whatever the store's
+        r = row(name, 0, 0.5)
+        append_row(str(results), r)
+        make_run(str(ckpt / r["run_id"]), name, 32, num_classes=10, dataset="synthetic")
+    data.mkdir()
+    (data / "Test.txt").write_text("".join(f"{os.path.basename(p)} {k}\n" for k, p in enumerate(images)))
+    for p in images:
+        os.replace(p, data / os.path.basename(p))
+    report.build_report(str(results), str(tmp_path / "logs"), str(out), gradcam=str(ckpt), data_dir=str(data))
+    md, png = (out / "report.md").read_bytes(), (out / "gradcam.png").read_bytes()
+    assert b"![Grad-CAM of the trick variants on test images](gradcam.png)" in md
+    rep = report.build_report(str(results), str(tmp_path / "logs"), str(out))["report"]
+    folders, shown, labels = report.gradcam_inputs(rep, str(ckpt), str(data))
+    assert [os.path.basename(os.path.dirname(f)) for f in folders] == ["baseline", "gap"]
+    assert labels == ["c0", "c1", "c2"] and [os.path.basename(p) for p in shown] == ["img0.jpg", "img1.png", "img2.png"]
+    report.build_report(str(results), str(tmp_path / "logs"), str(out))  # no weights: kept as it was
+    assert (out / "report.md").read_bytes() == md and (out / "gradcam.png").read_bytes() == png
+    os.remove(out / "gradcam.png")
+    report.build_report(str(results), str(tmp_path / "logs"), str(out))
+    assert b"No Grad-CAM figure" in (out / "report.md").read_bytes()

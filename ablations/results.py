@@ -22,6 +22,7 @@ from paddle_cnns.models.tricks import Tricks
 
 from . import faults
 from .config import identity_columns
+from .schemas import upgrade_rows
 
 try:
     import fcntl
@@ -70,21 +71,28 @@ def format_row(row: dict) -> str:
     return buf.getvalue()
 
 
+OTHER_COLUMNS = "has other columns (not a results file of paddle-cnns)"
+
+
+def _current_header(first: str) -> bool:
+    """Whether `first`, a store's first line (with its newline if it has one), needs no upgrade:
+    empty, today's header, or today's header torn by a full disk (rewritten on the next append)."""
+    header = first.rstrip("\r\n")
+    return not first or header == HEADER or (not first.endswith("\n") and HEADER.startswith(header))
+
+
 def store_problem(path: str) -> str | None:
     """Why rows cannot be appended to the store at path (its header is another one), or None."""
     try:
         with open(path, newline="") as f:
-            first = f.readline()
+            if _current_header(f.readline()):
+                return None
+            f.seek(0)
+            upgraded_text(f.read())
     except FileNotFoundError:
         return None
-    header = first.rstrip("\r\n")
-    if not first or header == HEADER or (not first.endswith("\n") and HEADER.startswith(header)):
-        return None  # empty, ours, or our header torn by a full disk (rewritten on the next append)
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            upgraded_text(f.read())
     except CNNsError:
-        return "has other columns (not a results file of paddle-cnns)"
+        return OTHER_COLUMNS
     return None  # an earlier paddle-cnns' store: upgraded in place by the next append
 
 
@@ -182,11 +190,13 @@ def _append_once(path: str, row: dict, line: str):
                 return None  # another process upgraded the store while this one waited for the lock
             f.seek(0)
             text = f.read()
-            problem = store_problem(path)
-            if problem:
-                raise CNNsError(f"results file {path} {problem}; move it away or write to a new results file")
-            if "\n" in text and text.split("\n", 1)[0].rstrip("\r") != HEADER:
-                backup = upgrade_store(path, text)
+            first, newline, _ = text.partition("\n")
+            if not _current_header(first + newline):
+                try:
+                    backup = upgrade_store(path, text)
+                except CNNsError:
+                    raise CNNsError(f"results file {path} {OTHER_COLUMNS}; move it away or write to a new "
+                                    "results file") from None
                 print(f"results file {path}: written by an earlier paddle-cnns, now in today's columns "
                       f"(schema {SCHEMA}); the old file is kept as {backup}", file=sys.stderr, flush=True)
                 return None  # append to the upgraded file
@@ -216,47 +226,6 @@ def _append_once(path: str, row: dict, line: str):
                 fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _upgrade_v1(df):
-    """Schema 1 (before the run's name, tag and block costs were columns) -> schema 2.
-
-    The only place a run label is parsed: schema-1 files stored it inside run_id alone.
-    """
-    names = [rid.split("/")[2] if isinstance(rid, str) and rid.count("/") == 3 else v
-             for rid, v in zip(df["run_id"], df["variant"])]
-    df = df.assign(schema=2, name=names, tag=[n.split("~", 1)[1] if "~" in n else "" for n in names],
-                   amp=False, model_revision=1, blocks="")
-    return df
-
-
-def _upgrade_v2(df):
-    """Schema 2 (before rows named their attempt and the data's fingerprint) -> schema 3."""
-    return df.assign(schema=3, attempt="", data_fingerprint="")
-
-
-def _upgrade_v3(df):
-    """Schema 3 (fast_layers True/False, before the oneDNN route) -> schema 4 (layers asked for and used)."""
-    fast = [str(v).strip().lower() in ("true", "1") for v in df["fast_layers"]]
-    used = ["fast" if f else "plain" for f in fast]
-    return df.assign(schema=4, layers=used, layers_used=used).drop(columns=["fast_layers"])
-
-
-def _upgrade_v4(df):
-    """Schema 4 (before data parallelism and streaming) -> schema 5: every run was one process."""
-    return df.assign(schema=5, stream=False, world_size=1, per_device_batch=df["batch_size"], sync_bn=False)
-
-
-UPGRADES = {"1": _upgrade_v1, "2": _upgrade_v2, "3": _upgrade_v3, "4": _upgrade_v4}  # schema -> the next one
-
-
-def _upgrade(df):
-    """The rows of a store written with an earlier schema we know, in today's (SCHEMA's) columns."""
-    schemas = set(df["schema"].astype(str)) if "schema" in df.columns and len(df) else set()
-    while len(schemas) == 1 and next(iter(schemas)) in UPGRADES:
-        df = UPGRADES[next(iter(schemas))](df)
-        schemas = {str(df["schema"].iloc[0])}
-    return df
-
-
 def upgraded_text(text: str) -> tuple[str, str]:
     """(today's CSV text of an earlier schema's store, the schema it had); CNNsError if it is not ours.
 
@@ -270,7 +239,7 @@ def upgraded_text(text: str) -> tuple[str, str]:
         raise CNNsError("not a results store")
     df = pd.DataFrame(good, columns=header, dtype=str)
     old = set(df["schema"])
-    df = _upgrade(df)
+    df = upgrade_rows(df)
     if len(old) != 1 or any(c not in df.columns for c in COLUMNS):
         raise CNNsError("not a results store")
     rows = [{c: (None if v == "" else v) for c, v in zip(COLUMNS, values)}
@@ -321,7 +290,7 @@ def read_results(path: str):
         raise CNNsError(f"cannot read results file {path} ({type(e).__name__}: {e})") from e
     for number, problem in bad:
         print(f"warning: results file {path} line {number}: {problem}; row left out", file=sys.stderr)
-    df = _upgrade(df)
+    df = upgrade_rows(df)
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise CNNsError(f"results file {path} lacks columns {', '.join(missing[:5])} "

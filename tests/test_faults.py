@@ -21,6 +21,7 @@ import pytest
 from visualdl import LogReader
 
 from ablations.results import read_results
+from ablations.runfolder import read_json
 from data_helpers import make_image_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -263,11 +264,7 @@ def test_a_stop_sent_to_the_sweeps_parent_alone_stops_its_workers_at_the_next_st
 
 def _outcome(run_folder):
     """The status a worker wrote in its outcome.json, or None without one."""
-    path = run_folder / "outcome.json"
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        return json.load(f).get("status")
+    return (read_json(str(run_folder / "outcome.json")) or {}).get("status")
 
 
 def test_a_finished_run_pointed_at_a_new_store_is_recorded_there_exactly_once(reference, tmp_path):

@@ -26,6 +26,7 @@ from . import report_ablation as ab
 from . import report_claims as claims
 from . import report_data as data
 from . import report_figures as figures
+from . import report_lrcheck as lrcheck
 from . import report_sections as sections
 from .report_costs import costs
 from .report_doc import TITLE, Doc
@@ -47,11 +48,16 @@ class Report:
             study = runs.loc[runs["run_id"] == run_id, "study"].iloc[0]
             if p.meta.get("data_dir"):
                 self.data_dirs.setdefault(study, p.meta["data_dir"])
-        self.comparisons = ab.ablation(self.cfgs)
-        self.multi = len(self.studies) > 1
         counts = runs[runs["status"] == "finished"].groupby("study").size()
         # claims are checked on one study: the one with the most finished runs
         self.main_study = max(sorted(self.studies), key=lambda s: int(counts.get(s, 0)))
+        # studies that repeat it at another learning rate: shown in their own section, not in the tables
+        self.lr_checks = lrcheck.lr_checks(self.studies, self.main_study)
+        self.all_comparisons = ab.ablation(self.cfgs)
+        self.comparisons = [c for c in self.all_comparisons if c.study not in self.lr_checks]
+        self.multi = len(self.studies) - len(self.lr_checks) > 1  # labels name their study
+        if self.lr_checks and not self.cfgs.empty:
+            self.cfgs = self.cfgs[~self.cfgs["study"].isin(self.lr_checks)].reset_index(drop=True)
         self.figures: dict = {}  # file -> (alt text, caption)
         self.figure_notes: list = []
 

@@ -60,6 +60,11 @@ def _key_value(value):
     return text(value)
 
 
+def same_setting(a, b) -> bool:
+    """Two cells of a study setting say the same (NaN equals NaN, 0.01 equals '0.01')."""
+    return _key_value(a) == _key_value(b)
+
+
 def model_order(name: str) -> tuple:
     """Registry order (classics first, then the trick variants in study order), ad-hoc sets last."""
     names = list_models()

@@ -10,62 +10,17 @@ from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from .report_curves import convergence, curves
+from .report_plot import STYLE, colors, save
 from .report_doc import Doc
 from .report_format import missing, pct
 
-# DejaVu Sans ships with matplotlib and has ±, Δ and −: no missing-glyph boxes anywhere.
-# No pyplot: figures are plain Figure objects, so nothing global (backend, open figures) changes.
-STYLE = {
-    "font.family": "DejaVu Sans", "font.size": 9, "axes.titlesize": 10, "axes.grid": True,
-    "grid.alpha": 0.3, "legend.fontsize": 7, "svg.hashsalt": "paddle-cnns", "figure.dpi": 100,
-}
 VERDICT_COLORS = {"helps": "#2a9d4b", "hurts": "#c0392b"}
 NEUTRAL = "#8c8c8c"
 GRADCAM = "gradcam.png"  # drawn from the runs' weights (report --gradcam), so never removed here
-FILES = ("curves_classics.png", "curves_tricks.png", "trick_deltas.png", "accuracy_vs_cost.png",
+CONVERGENCE = "convergence_tricks.png"
+FILES = ("curves_classics.png", "curves_tricks.png", CONVERGENCE, "trick_deltas.png", "accuracy_vs_cost.png",
          "confusion.png")
-
-
-def save(fig: Figure, path: str) -> None:
-    FigureCanvasAgg(fig)
-    # No "Software" text chunk and no timestamp: the same figure gives the same bytes.
-    fig.savefig(path, dpi=100, metadata={"Software": None})
-
-
-def _colors(n: int) -> list:
-    from matplotlib import colormaps
-    cmap = colormaps["tab10" if n <= 10 else "tab20"]
-    return [cmap(i % cmap.N) for i in range(n)]
-
-
-def curves(path: str, series: list[tuple[str, list]], title: str) -> None:
-    """Eval accuracy and eval loss per epoch; one line per configuration (mean over its seeds,
-    a band from the lowest to the highest seed when there are several). series: (label, [curves])."""
-    with rc_context(STYLE):
-        fig = Figure(figsize=(11, 4.2))
-        acc_ax, loss_ax = fig.subplots(1, 2)
-        for (label, runs), color in zip(series, _colors(len(series))):
-            style = "--" if "+lrdecay" in label else "-"
-            for ax, key, scale in ((acc_ax, "eval_acc", 100.0), (loss_ax, "eval_loss", 1.0)):
-                frames = [c[key].dropna() * scale for c in runs if key in c]
-                if not frames:
-                    continue
-                epochs = sorted(set().union(*(f.index for f in frames)))
-                stack = np.array([[f.get(e, np.nan) for e in epochs] for f in frames], dtype=np.float64)
-                mean = np.nanmean(stack, axis=0)
-                n = len(frames)
-                ax.plot(epochs, mean, style, color=color, marker="o", markersize=2.5, linewidth=1.2,
-                        label=f"{label} (n={n})" if n > 1 else label)
-                if n > 1:
-                    ax.fill_between(epochs, np.nanmin(stack, axis=0), np.nanmax(stack, axis=0),
-                                    color=color, alpha=0.12, linewidth=0)
-        acc_ax.set(title=f"{title}: eval accuracy", xlabel="epoch", ylabel="eval top-1 accuracy (%)")
-        loss_ax.set(title=f"{title}: eval loss", xlabel="epoch", ylabel="eval cross-entropy loss")
-        for ax in (acc_ax, loss_ax):
-            ax.xaxis.get_major_locator().set_params(integer=True)
-        loss_ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
-        fig.subplots_adjust(left=0.06, right=0.80, bottom=0.12, top=0.92, wspace=0.22)
-        save(fig, path)
 
 
 def deltas(path: str, bars: list[dict], title: str) -> None:
@@ -231,6 +186,12 @@ def make_figures(rep, out: str) -> dict[str, tuple[str, str]]:
                           "(mean over seeds; the band spans the lowest to the highest seed).")
         else:
             rep.figure_notes.append(f"No curves for the {them}: none of their runs has a VisualDL log.")
+    if convergence(rep, os.path.join(out, CONVERGENCE)):
+        made[CONVERGENCE] = ("Trick CNN variants: train and eval loss per epoch, one panel each",
+                             "Convergence of each trick variant: train loss (dashed) and eval loss (solid) per "
+                             "epoch, mean over seeds (band: lowest to highest seed's eval loss), log scale; dotted "
+                             "lines: each seed's epoch of best eval accuracy, the checkpoint tested. Eval loss "
+                             "rising while train loss falls is overfitting.")
     bars = [{"label": f"{c.variant} vs {c.parent}" + (f" [{c.study}]" if rep.multi else ""),
              "mean": 100 * c.primary.mean, "n": c.primary.n, "verdict": c.verdict,
              "ci": None if c.evidence.ci is None else (100 * c.evidence.ci[0], 100 * c.evidence.ci[1])}

@@ -10,6 +10,7 @@ from paddle_cnns import VARIANTS, list_models
 
 from . import report_ablation as ab
 from . import report_data as data
+from . import report_lrcheck as lrcheck
 from .report_caveats import caveats, earlier, fit_sentence, stage_line
 from .report_doc import Doc
 from .report_format import (DASH, dates, delta, ints, interval, missing, num, pct_sd, plural, pvalue, rate,
@@ -64,12 +65,18 @@ def setup(rep, doc: Doc):
         col["date (UTC)"], col["compute"] = dates(runs)
         rows[study] = col
     keys = list(dict.fromkeys(k for col in rows.values() for k in col))
-    table = pd.DataFrame({"setting": keys, **{(s or "value") if not rep.multi else f"study {s}":
+    table = pd.DataFrame({"setting": keys, **{(s or "value") if len(rows) == 1 else f"study {s}":
                                               [rows[s].get(k, DASH) for k in keys] for s in sorted(rows)}})
     doc.table(table)
     if rep.multi:
         doc.p("The results hold runs of several recipes (studies S1, S2, ...); runs of different studies are "
               "never compared with each other, and labels carry the study in brackets.")
+    if rep.lr_checks:
+        one = len(rep.lr_checks) == 1
+        doc.p(f"Study {rep.main_study} is the study the tables and claims report; "
+              + ("study " if one else "studies ") + ", ".join(f"{s} (lr {num(lr)})" for s, lr in rep.lr_checks.items())
+              + (" repeats" if one else " repeat") + " it at another learning rate with some of its models: "
+              "the LR check at the end of section 3.")
     doc.p("**Primary metric**: top-1 accuracy on the test split of the checkpoint with the best eval accuracy "
           "(test top-1). The eval split picked the checkpoint, so the test split is still unseen. "
           "Best eval accuracy is shown beside it, and balanced accuracy (the mean per-class recall: Caltech-16's "
@@ -121,24 +128,9 @@ def design_notes(rep, doc: Doc):
         doc.ul(items)
 
 
-def _deviation_lines(raw) -> list:
-    if isinstance(raw, dict):
-        raw = list(raw.items())
-    lines = []
-    for item in raw or ():
-        if isinstance(item, (tuple, list)) and len(item) == 2:
-            lines.append(f"**{item[0]}**: {item[1]}")
-        else:
-            lines.append(str(item))
-    return lines
-
-
 def deviations(doc: Doc):
     """The model zoo's own list of where its networks still differ from the article's."""
-    raw = getattr(paddle_cnns, "DEVIATIONS", None)
-    if raw is None:
-        raw = getattr(getattr(paddle_cnns, "models", None), "DEVIATIONS", None)
-    lines = _deviation_lines(raw)
+    lines = [f"**{who}**: {what}" for who, what in paddle_cnns.DEVIATIONS]
     doc.h(3, "Where the networks differ from the article's")
     if lines:
         doc.ul(lines)
@@ -154,7 +146,7 @@ def coverage(rep, doc: Doc):
         err = r["error"] if len(r["error"]) <= 160 else r["error"][:157] + "..."
         items.append(f"`{r['run_id']}` **{r['status']}**" + (f": {err}" if err else ""))
     items += curve_problems(rep, markup=True)
-    for study in sorted(rep.studies):
+    for study in sorted(set(rep.studies) - set(rep.lr_checks)):  # an LR check runs a few models on purpose
         ran = set(rep.runs[rep.runs["study"] == study]["name"].map(lambda n: n.split("~")[0]))
         where = f" in study {study}" if rep.multi else ""
         for family, names, kind in (("classic networks", list_models("classic"), "classic"),
@@ -218,7 +210,10 @@ def tricks(rep, doc: Doc):
         doc.p("No trick variant in the results yet (the list under Setup says how to train them).")
         return
     doc.h(3, "Trick variants")
-    doc.p("One row per variant: its tricks (on = used) and what it measured.")
+    doc.p("One row per variant: its tricks (on = used) and what it measured. Convergence beside it: the epoch "
+          "of the best eval accuracy for each seed (the checkpoint tested), and the final epoch's train accuracy "
+          "(a running mean with dropout on) against its eval accuracy; the figure of train and eval loss per "
+          "variant is in section 5.")
     rows = []
     for _, c in cfgs.iterrows():
         t = ab.tricks_of(c)
@@ -228,6 +223,8 @@ def tricks(rep, doc: Doc):
                "test top-5": pct_sd(c["test_top5"], c["test_top5_sd"]),
                "balanced acc": pct_sd(c["test_balanced_acc"], c["test_balanced_acc_sd"]),
                "best eval acc": pct_sd(c["best_eval_acc"], c["best_eval_acc_sd"]),
+               "best epoch": best_epochs(rep, c),
+               "final train acc": pct_sd(c["final_train_acc"], c["final_train_acc_sd"]),
                "final eval acc": pct_sd(c["final_eval_acc"], c["final_eval_acc_sd"]),
                "params": si(c["params"]), "FLOPs": si(2 * c["macs"]),
                "images/s": rate(c["images_per_s"]), "train time (s)": secs(c["train_time_s"])}
@@ -239,6 +236,16 @@ def tricks(rep, doc: Doc):
         doc.p("Only `sigmoid` ran: there is nothing to compare yet.")
         return
     comparison_table(rep, doc)
+    lrcheck.section(rep, doc)
+
+
+def best_epochs(rep, cfg) -> str:
+    """'9, 11, 12 of 15': the epoch of each finished seed's best eval accuracy, in seed order."""
+    done = rep.runs_of(cfg)
+    done = done[(done["status"] == "finished") & done["best_epoch"].notna()].sort_values("seed")
+    if done.empty:
+        return DASH
+    return ", ".join(num(e) for e in done["best_epoch"]) + f" of {num(cfg['epochs'])}"
 
 
 def comparison_table(rep, doc: Doc):

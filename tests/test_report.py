@@ -23,7 +23,8 @@ from report_helpers import build, claims_of, md_table, revision, row, row_of
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECTIONS = ("1. Setup", "2. Classic networks", "3. The trick ablation", "4. Against the article",
             "5. Figures", "6. Costs")
-FIGURES = ("curves_classics.png", "curves_tricks.png", "trick_deltas.png", "accuracy_vs_cost.png", "confusion.png")
+FIGURES = ("curves_classics.png", "curves_tricks.png", "convergence_tricks.png", "trick_deltas.png",
+           "accuracy_vs_cost.png", "confusion.png")
 T_975_2 = 4.302652729911275   # t_{0.975, 2}, from a t table (scipy.stats.t.ppf(0.975, 2))
 T_975_1 = 12.706204736174707  # t_{0.975, 1}
 

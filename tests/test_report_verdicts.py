@@ -269,13 +269,12 @@ def test_predictions_that_do_not_match_their_row_are_left_out_and_named(tmp_path
 
 def test_setup_lists_the_model_zoos_deviations_from_the_article(tmp_path, monkeypatch):
     path = trick_study(tmp_path, {})
-    monkeypatch.setattr(paddle_cnns, "DEVIATIONS", [("alexnet", "linear logits"), "dropout scales in training"],
-                        raising=False)
+    monkeypatch.setattr(paddle_cnns, "DEVIATIONS", [("alexnet", "linear logits"), ("lenet", "84 hidden units")])
     _, md = build(path, tmp_path / "logs", tmp_path / "out")
-    assert "- **alexnet**: linear logits\n- dropout scales in training" in md
-    monkeypatch.setattr(paddle_cnns, "DEVIATIONS", {"lenet": "84 hidden units"}, raising=False)
+    assert "- **alexnet**: linear logits\n- **lenet**: 84 hidden units" in md
+    monkeypatch.setattr(paddle_cnns, "DEVIATIONS", [])
     _, md = build(path, tmp_path / "logs", tmp_path / "out")
-    assert "- **lenet**: 84 hidden units" in md
+    assert "The model zoo lists no deviation from the article's networks." in md
 
 
 def test_the_deltas_figure_names_image_size_and_epochs(tmp_path):

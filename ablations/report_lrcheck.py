@@ -54,12 +54,12 @@ def rows(rep) -> list:
             for c in rep.all_comparisons if c.study == rep.main_study and c.parent_ran}
     out = []
     for c in rep.all_comparisons:
-        if c.study not in rep.lr_checks or not c.parent_ran or not c.primary.n:
+        if c.study not in rep.lr_checks or not c.parent_ran:
             continue
         ours = main.get((plain_name(c.variant), plain_name(c.parent), c.image_size))
         same_seeds = None
         if ours is not None:
-            seeds = set(c.primary.seeds)
+            seeds = set(c.cfg["seeds"]) | set(c.parent_cfg["seeds"])
             mine, theirs = _restrict(ours.cfg, seeds), _restrict(ours.parent_cfg, seeds)
             same_seeds = _unadjusted(replace(ours, evidence=ab.compare(mine, theirs), cfg=mine,
                                              parent_cfg=theirs))
@@ -92,6 +92,12 @@ def _models_table(rep, checked_seeds: dict) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def _top1(cfg) -> str:
+    """Mean test top-1 over the configuration's finished seeds, or a dash when none finished."""
+    values = list(cfg["by_seed"].values())
+    return pct(sum(values) / len(values)) if values else DASH
+
+
 def _verdicts(rep, found: list) -> list:
     """One sentence per comparison: its verdict at each learning rate, and whether it holds."""
     lines = []
@@ -101,19 +107,26 @@ def _verdicts(rep, found: list) -> list:
     study_lr = num(rep.studies[rep.main_study]["lr"])
     for (variant, parent), items in by.items():
         same, ours = items[0][1], items[0][2]
-        seeds = ", ".join(map(str, items[0][0].primary.seeds))
+        check = items[0][0]
+        seeds = ", ".join(map(str, sorted(set(check.cfg["seeds"]) | set(check.parent_cfg["seeds"]))))
         verdicts = [(num(rep.lr_checks[c.study]), c.verdict) for c, _, _ in items]
         if same is not None:
             verdicts.append((study_lr, same.verdict))
-        kinds = {v for _, v in verdicts}
-        if same is None:
-            judged = f"the study did not compare them at lr {study_lr}, so nothing can flip"
-        elif len(kinds) == 1:
-            judged = "the verdict holds at every learning rate tried"
+        measured = {lr: v.split(" (")[0] for lr, v in verdicts if not v.startswith("not measured")}
+        unmeasured = [lr for lr, v in verdicts if v.startswith("not measured")]
+        kinds = set(measured.values())
+        if study_lr not in measured:
+            judged = f"not compared at the study's lr {study_lr}, so there is nothing to flip"
+        elif len(measured) < 2:
+            judged = "measured at the study's learning rate only, so there is nothing to flip"
         elif {"helps", "hurts"} <= kinds:
             judged = "**the verdict flips**: the trick helps at one learning rate and hurts at another"
-        else:
+        elif len(kinds) > 1:
             judged = "**the verdict changes**: significant at some learning rates, not at others"
+        else:
+            judged = "the verdict holds at every learning rate " + ("where it was measured" if unmeasured else "tried")
+        if unmeasured:
+            judged += f" (not measured at lr {', '.join(unmeasured)}: a run there did not finish)"
         text = (f"`{variant}` against `{parent}` (seed {seeds}): "
                 + "; ".join(f"{v} at lr {lr}" for lr, v in sorted(verdicts, key=lambda t: float(t[0])))
                 + f" — {judged}.")
@@ -141,14 +154,13 @@ def section(rep, doc: Doc):
           "judges (helps or hurts when p < 0.05, else inconclusive).")
     found = rows(rep)
     checked = {}
-    for c, _, _ in found:
-        for name in (plain_name(c.variant), plain_name(c.parent)):
-            checked.setdefault(name, set()).update(c.primary.seeds)
+    for _, r in rep.runs[rep.runs["study"].isin(rep.lr_checks)].iterrows():
+        checked.setdefault(plain_name(r["name"]), set()).add(r["seed"])
     models = _models_table(rep, checked)
-    if not found or models.empty:
-        doc.p("No comparison of the LR checks has both of its runs finished yet.")
-        return
     doc.table(models, right=tuple(models.columns[4:]))
+    if not found:
+        doc.p("No comparison of the LR checks has both of its configurations run yet.")
+        return
     table = []
     for check, same, _ in found:
         for c, lr in ((same, study_lr + " (the study's)"), (check, num(rep.lr_checks[check.study]))):
@@ -156,8 +168,7 @@ def section(rep, doc: Doc):
                 continue
             table.append({"comparison": f"{plain_name(c.variant)} vs {plain_name(c.parent)}", "lr": lr,
                           "seeds paired": str(c.primary.n),
-                          "variant top-1": pct(sum(c.cfg['by_seed'].values()) / len(c.cfg['by_seed'])),
-                          "parent top-1": pct(sum(c.parent_cfg['by_seed'].values()) / len(c.parent_cfg['by_seed'])),
+                          "variant top-1": _top1(c.cfg), "parent top-1": _top1(c.parent_cfg),
                           "Δ top-1 (pts)": delta(c.primary.mean), "95% CI (pts)": interval(c.evidence.ci),
                           "p": pvalue(c.evidence.p), "basis": c.evidence.basis or DASH,
                           "verdict": c.verdict, "_key": (plain_name(c.variant), float(lr.split()[0]))})

@@ -95,3 +95,16 @@ def test_each_trick_shows_its_convergence_beside_it(tmp_path):
     build(path, tmp_path / "logs", tmp_path / "out")
     with open(figure, "rb") as f:
         assert f.read() == first  # the same inputs draw the same bytes
+
+
+def test_a_diverged_lr_check_run_is_shown_and_its_comparison_not_judged(tmp_path):
+    path = study_with_lr_check(tmp_path, check_tricks_right=178, check_baseline_right=118)
+    append_row(path, row("baseline~lr0.1", 0, None, lr=0.1, status="diverged", error="loss is nan at epoch 2"))
+    append_row(path, row("all_tricks~lr0.1", 0, 0.8, lr=0.1))
+    _, md = build(path, tmp_path / "logs", tmp_path / "out")
+    diverged = [r for r in md_table(md, LR_CHECK) if r["lr"] == "0.1"]
+    assert [(r["model"], r["status"], r["test top-1"]) for r in diverged] == [
+        ("all_tricks", "finished", "80.0"), ("baseline", "diverged", "–")]
+    section = md[md.index(LR_CHECK):md.index("## 4. Against the article")]
+    assert ("helps at lr 0.01; helps at lr 0.03; not measured (no common seed) at lr 0.1 — the verdict holds at "
+            "every learning rate where it was measured (not measured at lr 0.1: a run there did not finish).") in section

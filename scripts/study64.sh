@@ -17,13 +17,36 @@ DATA=()
 COMMON=(--recipe cpu64 --results reports/results.csv --logdir reports/logs --checkpoint-dir "$CHECKPOINTS"
         --resume "${DATA[@]}")
 TRICKS=baseline,leaky_relu,gap,dropout,conv3x3,concat_conv,all_tricks
-CLASSICS=lenet,alexnet,vgg13,vgg13_bn_article,googlenet,googlenet_bn_article,vgg13_bn,googlenet_bn
+# Longest first, so that two at a time end together (the VGG13s take ~1.2 process-hours each at
+# 64 px, the others minutes): the claims' six (all but the full-BN vgg13_bn, googlenet_bn) are done
+# after about two of the step's ~2.5 hours.
+CLASSICS=vgg13,vgg13_bn_article,vgg13_bn,googlenet_bn_article,googlenet,googlenet_bn,alexnet,lenet
 
 run() {  # exit 1 (some run diverged or failed) goes on to the next step; usage errors and Ctrl-C stop
   echo "+ ablations.run $*" >&2
   "$PY" -m ablations.run "$@" "${COMMON[@]}"
   local code=$?
   if [ "$code" -ne 0 ] && [ "$code" -ne 1 ]; then exit "$code"; fi
+}
+
+both_lrs() {  # one process per learning rate, one thread each, side by side: baseline and all_tricks
+  # differ 4x in cost, so two runs of one command at a time would leave a core idle for half the step
+  local pids=() code=0 lr
+  for lr in 0.003 0.03; do
+    local args=(--variants baseline,all_tricks --seed 0 --lr "$lr" --tag "lr$lr" --jobs 1 --threads 1)
+    echo "+ ablations.run ${args[*]}" >&2
+    "$PY" -m ablations.run "${args[@]}" "${COMMON[@]}" &  # the trainer itself, so the stop reaches it
+    pids+=("$!")
+  done
+  trap 'kill -TERM "${pids[@]}" 2>/dev/null' INT TERM  # background jobs ignore Ctrl-C: pass the stop on
+  for pid in "${pids[@]}"; do
+    wait "$pid"
+    local c=$?
+    if [ "$c" -ne 0 ] && [ "$c" -ne 1 ] && [ "$code" -eq 0 ]; then code=$c; fi
+  done
+  wait  # a stop interrupts the waits above: reap both before going on
+  trap - INT TERM
+  if [ "$code" -ne 0 ]; then exit "$code"; fi
 }
 
 step() {
@@ -33,7 +56,7 @@ step() {
     tricks12) run --variants "$TRICKS" --seeds 1,2
               run --variant all_tricks --lr-decay --seeds 1,2 ;;
     classics) run --variants "$CLASSICS" --seed 0 ;;
-    lrcheck)  for lr in 0.003 0.03; do run --variants baseline,all_tricks --seed 0 --lr "$lr" --tag "lr$lr"; done ;;
+    lrcheck)  both_lrs ;;
     *) echo "error: unknown step $1 (steps: pilot tricks0 tricks12 classics lrcheck)" >&2; exit 2 ;;
   esac
 }

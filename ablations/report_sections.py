@@ -239,13 +239,15 @@ def tricks(rep, doc: Doc):
     lrcheck.section(rep, doc)
 
 
-def best_epochs(rep, cfg) -> str:
+def best_epochs(rep, cfg, of: bool = True) -> str:
     """'9, 11, 12 of 15': the epoch of each finished seed's best eval accuracy, in seed order."""
+    if cfg is None:
+        return DASH
     done = rep.runs_of(cfg)
     done = done[(done["status"] == "finished") & done["best_epoch"].notna()].sort_values("seed")
     if done.empty:
         return DASH
-    return ", ".join(num(e) for e in done["best_epoch"]) + f" of {num(cfg['epochs'])}"
+    return ", ".join(num(e) for e in done["best_epoch"]) + (f" of {num(cfg['epochs'])}" if of else "")
 
 
 def comparison_table(rep, doc: Doc):
@@ -258,7 +260,8 @@ def comparison_table(rep, doc: Doc):
           "comparison's p is the seed-level t-test's, or with predictions the larger of it and McNemar's (the "
           "difference must hold across seeds and across images). **Holm p** adjusts it for the table's "
           f"{plural(len(rep.comparisons), 'comparison')}; verdict: helps or hurts when Holm p < 0.05, else "
-          "inconclusive (one seed without predictions: no test, inconclusive (n=1)). Caveats come from the runs "
+          "inconclusive (one seed without predictions: no test, inconclusive (n=1)). Best epochs: each seed's epoch of best eval "
+          "accuracy, the checkpoint tested (the last epoch: still improving). Caveats come from the runs "
           "themselves (see Design caveats).")
     rows = []
     for c in rep.comparisons:
@@ -274,6 +277,7 @@ def comparison_table(rep, doc: Doc):
             "95% CI, seeds (pts)": interval(p.ci),
             "95% CI, seeds × images (pts)": interval(images.ci) if images else DASH,
             "Δ balanced (pts)": delta(c.balanced.mean),
+            "best epochs (variant / parent)": f"{best_epochs(rep, c.cfg, of=False)} / {best_epochs(rep, c.parent_cfg)}",
             "p seeds": pvalue(p.p), "p McNemar": pvalue(images.p) if images else DASH,
             "Holm p": pvalue(c.p_adjusted), "verdict": c.verdict,
             "caveats": "; ".join(caveats(c.cfg, c.parent_cfg, change=c.change)), "note": c.note or ""})

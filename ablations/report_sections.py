@@ -239,12 +239,15 @@ def tricks(rep, doc: Doc):
     lrcheck.section(rep, doc)
 
 
-def best_epochs(rep, cfg, of: bool = True) -> str:
-    """'9, 11, 12 of 15': the epoch of each finished seed's best eval accuracy, in seed order."""
+def best_epochs(rep, cfg, of: bool = True, seeds=None) -> str:
+    """'9, 11, 12 of 15': the epoch of each finished seed's best eval accuracy, in seed order
+    (only `seeds`, when given: a comparison's paired seeds)."""
     if cfg is None:
         return DASH
     done = rep.runs_of(cfg)
     done = done[(done["status"] == "finished") & done["best_epoch"].notna()].sort_values("seed")
+    if seeds:
+        done = done[done["seed"].isin(list(seeds))]
     if done.empty:
         return DASH
     return ", ".join(num(e) for e in done["best_epoch"]) + (f" of {num(cfg['epochs'])}" if of else "")
@@ -261,7 +264,7 @@ def comparison_table(rep, doc: Doc):
           "difference must hold across seeds and across images). **Holm p** adjusts it for the table's "
           f"{plural(len(rep.comparisons), 'comparison')}; verdict: helps or hurts when Holm p < 0.05, else "
           "inconclusive (one seed without predictions: no test, inconclusive (n=1)). Best epochs: each seed's epoch of best eval "
-          "accuracy, the checkpoint tested (the last epoch: still improving). Caveats come from the runs "
+          "accuracy on the paired seeds, the checkpoint tested (the last epoch: still improving). Caveats come from the runs "
           "themselves (see Design caveats).")
     rows = []
     for c in rep.comparisons:
@@ -277,7 +280,8 @@ def comparison_table(rep, doc: Doc):
             "95% CI, seeds (pts)": interval(p.ci),
             "95% CI, seeds × images (pts)": interval(images.ci) if images else DASH,
             "Δ balanced (pts)": delta(c.balanced.mean),
-            "best epochs (variant / parent)": f"{best_epochs(rep, c.cfg, of=False)} / {best_epochs(rep, c.parent_cfg)}",
+            "best epochs (variant / parent)": f"{best_epochs(rep, c.cfg, False, p.seeds)} / "
+                                              f"{best_epochs(rep, c.parent_cfg, True, p.seeds)}",
             "p seeds": pvalue(p.p), "p McNemar": pvalue(images.p) if images else DASH,
             "Holm p": pvalue(c.p_adjusted), "verdict": c.verdict,
             "caveats": "; ".join(caveats(c.cfg, c.parent_cfg, change=c.change)), "note": c.note or ""})

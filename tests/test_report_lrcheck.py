@@ -89,6 +89,12 @@ def test_each_trick_shows_its_convergence_beside_it(tmp_path):
     assert baseline["final train acc"] == "95.0 ± 0.0"
     verdict = row_of(md_table(md, "### Each trick against its parent"), "variant", "all_tricks")
     assert verdict["best epochs (variant / parent)"] == "2, 2 / 2, 2 of 3"  # beside the verdict, too
+    append_row(path, row("baseline", 2, 0.7, best_epoch=3))  # a seed all_tricks lacks: not in its comparison
+    _, md = build(path, tmp_path / "logs", tmp_path / "out")
+    verdict = row_of(md_table(md, "### Each trick against its parent"), "variant", "all_tricks")
+    assert verdict["best epochs (variant / parent)"] == "2, 2 / 2, 2 of 3"
+    baseline = row_of(md_table(md, "### Trick variants"), "variant", "baseline")
+    assert baseline["best epoch"] == "2, 2, 3 of 3"
     figure = os.path.join(str(tmp_path / "out"), "convergence_tricks.png")
     assert figure in done["figures"] and os.path.getsize(figure) > 0
     assert "![Trick CNN variants: train and eval loss per epoch, one panel each](convergence_tricks.png)" in md

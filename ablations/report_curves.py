@@ -53,15 +53,12 @@ def curves(path: str, series: list[tuple[str, list]], title: str) -> None:
                 frames = [c[key].dropna() * scale for c in runs if key in c]
                 if not frames:
                     continue
-                epochs = sorted(set().union(*(f.index for f in frames)))
-                stack = np.array([[f.get(e, np.nan) for e in epochs] for f in frames], dtype=np.float64)
-                mean = np.nanmean(stack, axis=0)
+                epochs, mean, low, high = _mean_band(frames)
                 n = len(frames)
                 ax.plot(epochs, mean, style, color=color, marker="o", markersize=2.5, linewidth=1.2,
                         label=f"{label} (n={n})" if n > 1 else label)
                 if n > 1:
-                    ax.fill_between(epochs, np.nanmin(stack, axis=0), np.nanmax(stack, axis=0),
-                                    color=color, alpha=0.12, linewidth=0)
+                    ax.fill_between(epochs, low, high, color=color, alpha=0.12, linewidth=0)
         acc_ax.set(title=f"{title}: eval accuracy", xlabel="epoch", ylabel="eval top-1 accuracy (%)")
         loss_ax.set(title=f"{title}: eval loss", xlabel="epoch", ylabel="eval cross-entropy loss")
         for ax in (acc_ax, loss_ax):

@@ -28,6 +28,13 @@ def lr_checks(studies: dict, main: str) -> dict:
             and not same_setting(v["lr"], ours["lr"])}
 
 
+def checks_phrase(rep) -> str:
+    """'study S2 (lr 0.03) repeats' or 'studies S1 (lr 0.003), S3 (lr 0.03) repeat'."""
+    one = len(rep.lr_checks) == 1
+    return (("study " if one else "studies ") + ", ".join(f"{s} (lr {num(lr)})" for s, lr in rep.lr_checks.items())
+            + (" repeats" if one else " repeat"))
+
+
 def plain_name(name: str) -> str:
     """The run label without its tag: all_tricks~lr0.03 -> all_tricks."""
     return name.split("~", 1)[0]
@@ -52,18 +59,18 @@ def rows(rep) -> list:
     own) for every comparison an LR check holds with both sides run; sorted by variant, then lr."""
     main = {(plain_name(c.variant), plain_name(c.parent), c.image_size): c
             for c in rep.all_comparisons if c.study == rep.main_study and c.parent_ran}
-    out = []
+    out, on_seeds = [], {}  # the main study's comparison on a set of seeds, tested once for every check
     for c in rep.all_comparisons:
         if c.study not in rep.lr_checks or not c.parent_ran:
             continue
-        ours = main.get((plain_name(c.variant), plain_name(c.parent), c.image_size))
-        same_seeds = None
-        if ours is not None:
-            seeds = set(c.cfg["seeds"]) | set(c.parent_cfg["seeds"])
+        key = (plain_name(c.variant), plain_name(c.parent), c.image_size)
+        ours = main.get(key)
+        seeds = frozenset(c.cfg["seeds"]) | frozenset(c.parent_cfg["seeds"])
+        if ours is not None and (key, seeds) not in on_seeds:
             mine, theirs = _restrict(ours.cfg, seeds), _restrict(ours.parent_cfg, seeds)
-            same_seeds = _unadjusted(replace(ours, evidence=ab.compare(mine, theirs), cfg=mine,
-                                             parent_cfg=theirs))
-        out.append((_unadjusted(c), same_seeds, ours))
+            on_seeds[key, seeds] = _unadjusted(replace(ours, evidence=ab.compare(mine, theirs), cfg=mine,
+                                                       parent_cfg=theirs))
+        out.append((_unadjusted(c), on_seeds.get((key, seeds)), ours))
     return sorted(out, key=lambda t: (plain_name(t[0].variant), t[0].image_size, rep.lr_checks[t[0].study]))
 
 
@@ -143,11 +150,9 @@ def section(rep, doc: Doc):
         return
     doc.h(3, "Does the learning rate change a verdict? (LR check)")
     study_lr = num(rep.studies[rep.main_study]["lr"])
-    names = ", ".join(f"{s} (lr {num(lr)})" for s, lr in rep.lr_checks.items())
-    one = len(rep.lr_checks) == 1
-    doc.p(("Study " if one else "Studies ") + names + (" repeats" if one else " repeat")
-          + f" study {rep.main_study} (lr {study_lr}) at "
-          + ("another learning rate" if one else "other learning rates") + " with only "
+    phrase = checks_phrase(rep)
+    doc.p(phrase[0].upper() + phrase[1:] + f" study {rep.main_study} (lr {study_lr}) at "
+          + ("another learning rate" if len(rep.lr_checks) == 1 else "other learning rates") + " with only "
           "some of its models, so that a verdict can be seen not to be an artefact of one learning rate. Their runs "
           "are left out of the tables above. Each of their comparisons is set beside the same comparison in "
           f"study {rep.main_study} on the same seeds; each is one test (p unadjusted), judged as the trick table "
@@ -161,11 +166,12 @@ def section(rep, doc: Doc):
     if not found:
         doc.p("No comparison of the LR checks has both of its configurations run yet.")
         return
-    table = []
+    table, shown = [], set()
     for check, same, _ in found:
         for c, lr in ((same, study_lr + " (the study's)"), (check, num(rep.lr_checks[check.study]))):
-            if c is None:
+            if c is None or id(c) in shown:  # the study's row serves every check on the same seeds
                 continue
+            shown.add(id(c))
             table.append({"comparison": f"{plain_name(c.variant)} vs {plain_name(c.parent)}", "lr": lr,
                           "seeds paired": str(c.primary.n),
                           "variant top-1": _top1(c.cfg), "parent top-1": _top1(c.parent_cfg),
@@ -173,6 +179,6 @@ def section(rep, doc: Doc):
                           "p": pvalue(c.evidence.p), "basis": c.evidence.basis or DASH,
                           "verdict": c.verdict, "_key": (plain_name(c.variant), float(lr.split()[0]))})
     df = pd.DataFrame(table)
-    df = df.loc[sorted(df.index, key=lambda i: df.at[i, "_key"])].drop(columns=["_key"]).drop_duplicates()
+    df = df.loc[sorted(df.index, key=lambda i: df.at[i, "_key"])].drop(columns=["_key"])
     doc.table(df, right=tuple(df.columns[2:8]))
     doc.ul(_verdicts(rep, found))

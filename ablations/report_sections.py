@@ -72,11 +72,8 @@ def setup(rep, doc: Doc):
         doc.p("The results hold runs of several recipes (studies S1, S2, ...); runs of different studies are "
               "never compared with each other, and labels carry the study in brackets.")
     if rep.lr_checks:
-        one = len(rep.lr_checks) == 1
-        doc.p(f"Study {rep.main_study} is the study the tables and claims report; "
-              + ("study " if one else "studies ") + ", ".join(f"{s} (lr {num(lr)})" for s, lr in rep.lr_checks.items())
-              + (" repeats" if one else " repeat") + " it at another learning rate with some of its models: "
-              "the LR check at the end of section 3.")
+        doc.p(f"Study {rep.main_study} is the study the tables and claims report; {lrcheck.checks_phrase(rep)} "
+              "it at another learning rate with some of its models: the LR check at the end of section 3.")
     doc.p("**Primary metric**: top-1 accuracy on the test split of the checkpoint with the best eval accuracy "
           "(test top-1). The eval split picked the checkpoint, so the test split is still unseen. "
           "Best eval accuracy is shown beside it, and balanced accuracy (the mean per-class recall: Caltech-16's "

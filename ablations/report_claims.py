@@ -201,16 +201,23 @@ def _delta(rep, claim, by_name) -> Verdict:
     if ev.seeds.n == 0:
         return Verdict(claim, f"no seed where both {cfg['name']} and {parent['name']} finished", "not measured",
                        "", "C2", "")
-    measured = describe(ev, parent["test_acc"], p_label, p)
+    mine, theirs = paired_accs(cfg, parent, ev.seeds.seeds)
+    measured = describe(ev, theirs, p_label, p)
     bal = st.paired_difference(cfg["balanced_by_seed"], parent["balanced_by_seed"])
     if bal.mean is not None:
         measured += f"; Δ balanced {delta(bal.mean)} pts"
-    measured += f"; {pct(cfg['test_acc'])}% vs {pct(parent['test_acc'])}%"
+    measured += f"; {pct(mine)}% vs {pct(theirs)}%"
     notes = "; ".join(caveats(cfg, parent, change="+gap" if claim.variant == "gap" else ""))
     if claim.variant == "gap" and pools_nothing(cfg):
         return Verdict(claim, measured, "not testable here", gap_reason(cfg), "C2", notes)
-    verdict, why = judge_gain(claim, ev, p, parent["test_acc"])
+    verdict, why = judge_gain(claim, ev, p, theirs)
     return Verdict(claim, measured, verdict, why, "C2", notes)
+
+
+def paired_accs(cfg: dict, parent: dict, seeds) -> tuple:
+    """Mean test top-1 of the variant and of its parent over the seeds the difference pairs: the parent may
+    have finished more seeds, and its mean over those would not match Δ nor the share of errors it removes."""
+    return tuple(sum(x["by_seed"][s] for s in seeds) / len(seeds) for x in (cfg, parent))
 
 
 # ---------------------------------------------------------------- classics

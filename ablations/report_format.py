@@ -94,15 +94,22 @@ def dates(runs: pd.DataFrame) -> tuple[str, str]:
                   "from the first start to the last finish")
 
 
+# Below any difference a test set can show (accuracies are counts over at most millions of images):
+# float rounding, as when two sets of seeds have the same mean accuracy. Printed as 0, unsigned.
+NOISE = 1e-9
+
+
 def _decimals(values, start: int = 1, most: int = 3) -> int:
     """Enough decimals that no nonzero value rounds to zero (a CI bound of -0.04 must not print as -0.0)."""
     d = start
-    while d < most and any(v != 0 and round(v, d) == 0 for v in values):
+    while d < most and any(abs(v) >= NOISE and round(v, d) == 0 for v in values):
         d += 1
     return d
 
 
 def signed(v: float, d: int) -> str:
+    if abs(v) < NOISE:
+        return f"{0:.{d}f}"
     text = f"{v:+.{d}f}"
     if float(text) == 0:  # a value too small for `most` decimals, or exactly 0: no sign that lies
         return f"{v:+.1e}" if v != 0 else f"{0:.{d}f}"

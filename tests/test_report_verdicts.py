@@ -11,8 +11,8 @@ from ablations import report_data as data
 from ablations.report_figures import deltas_title, place_labels
 from ablations.report_stats import bootstrap_ci, evidence, holm, image_test, mcnemar, paired_difference
 from ablations.results import append_row
-from report_helpers import (BLOCKS_32, BLOCKS_64, build, classic_row, md_table, row, row_of, run_with_predictions,
-                            write_curves, write_predictions)
+from report_helpers import (BLOCKS_32, BLOCKS_64, build, claims_of, classic_row, md_table, row, row_of,
+                            run_with_predictions, write_curves, write_predictions)
 
 T_975_2 = 4.302652729911275   # t_{0.975, 2}, from a t table
 
@@ -189,6 +189,30 @@ def test_the_ci_next_to_a_verdict_never_reads_minus_zero(tmp_path):
     assert row_of(md_table(md, "### Each trick against its parent"), "variant", "leaky_relu")[
         "95% CI, seeds (pts)"] == "[-3.54, -0.05]"
     assert "-0.0]" not in md and "-0.0," not in md and "+0.0]" not in md
+
+
+def test_equal_means_over_seeds_read_zero_not_float_noise(tmp_path):
+    # The 64 px study's gap and baseline seeds (k / 539 test images): both means are 1500 / 1617, but the
+    # float mean of the differences is -1.9e-14 and was printed so, in both tables.
+    base = (499 / 539, 501 / 539, 500 / 539)
+    gap = (503 / 539, 493 / 539, 504 / 539)
+    d = [a - b for a, b in zip(gap, base)]
+    assert statistics.mean(d) != 0 and abs(statistics.mean(d)) < 1e-12
+    path = trick_study(tmp_path, {"baseline": base, "gap": gap})
+    _, md = build(path, tmp_path / "logs", tmp_path / "out")
+    assert row_of(md_table(md, "### Each trick against its parent"), "variant", "gap")[
+        "Δ top-1 (pts)"] == f"0.0 ± {100 * statistics.stdev(d):.1f}"
+    assert "e-1" not in md and "Δ top-1 0.0 pts" in claims_of(md)[4]["we measured"]
+
+
+def test_a_claim_on_fewer_seeds_than_its_parent_quotes_the_parent_on_the_paired_seeds(tmp_path):
+    # dropout finished seed 0 only; the baseline's mean over three seeds (52%) is not what Δ pairs with.
+    path = trick_study(tmp_path, {"dropout": (0.60,)})
+    _, md = build(path, tmp_path / "logs", tmp_path / "out")
+    measured = claims_of(md)[5]["we measured"]
+    # Δ +10 pts on seed 0 removes 10 / 50 = 20% of the parent's errors there (10 / 48 = 20.8% of its mean's)
+    assert "Δ top-1 +10.0 pts" in measured and "+20.0% of the parent's errors" in measured, measured
+    assert measured.endswith("; 60.0% vs 50.0%"), measured
 
 
 def accuracy_study(tmp_path, right: dict, sizes=None, n=100):

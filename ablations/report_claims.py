@@ -144,8 +144,15 @@ def _converges(rep, claim, by_name) -> Verdict:
 
 # ---------------------------------------------------------------- claimed gains
 
-def describe(ev: st.Evidence, parent_acc: float, p_label: str, p) -> str:
+def paired_acc(cfg: dict, seeds) -> float:
+    """Mean test top-1 over the seeds a difference pairs: a parent may have finished more seeds, and its mean
+    over those would not match Δ nor the share of its errors Δ removes."""
+    return sum(cfg["by_seed"][s] for s in seeds) / len(seeds)
+
+
+def describe(ev: st.Evidence, parent: dict, p_label: str, p) -> str:
     """'Δ top-1 -1.8 pts [-3.54, -0.05] (seeds, n=3); -12.9% of the parent's errors [-25.4%, -0.3%]; Holm p 0.24'."""
+    parent_acc = paired_acc(parent, ev.seeds.seeds)
     text = f"Δ top-1 {delta(ev.mean)} pts"
     if ev.ci is not None:
         text += f" {interval(ev.ci)}"
@@ -188,7 +195,7 @@ def _delta(rep, claim, by_name) -> Verdict:
             ev = ab.compare(ref, parent)
             if ev.mean is not None:
                 measured = (f"{verdict.measured}; for reference only, {claim.reference} (BN after every conv): "
-                            + describe(ev, parent["test_acc"], "p", ev.p))
+                            + describe(ev, parent, "p", ev.p))
                 return Verdict(claim, measured, verdict.verdict, verdict.why, "", "")
         return verdict
     comparison = next((c for c in rep.comparisons if c.study == rep.main_study and c.cfg is not None
@@ -201,8 +208,8 @@ def _delta(rep, claim, by_name) -> Verdict:
     if ev.seeds.n == 0:
         return Verdict(claim, f"no seed where both {cfg['name']} and {parent['name']} finished", "not measured",
                        "", "C2", "")
-    mine, theirs = paired_accs(cfg, parent, ev.seeds.seeds)
-    measured = describe(ev, theirs, p_label, p)
+    mine, theirs = paired_acc(cfg, ev.seeds.seeds), paired_acc(parent, ev.seeds.seeds)
+    measured = describe(ev, parent, p_label, p)
     bal = st.paired_difference(cfg["balanced_by_seed"], parent["balanced_by_seed"])
     if bal.mean is not None:
         measured += f"; Δ balanced {delta(bal.mean)} pts"
@@ -212,12 +219,6 @@ def _delta(rep, claim, by_name) -> Verdict:
         return Verdict(claim, measured, "not testable here", gap_reason(cfg), "C2", notes)
     verdict, why = judge_gain(claim, ev, p, theirs)
     return Verdict(claim, measured, verdict, why, "C2", notes)
-
-
-def paired_accs(cfg: dict, parent: dict, seeds) -> tuple:
-    """Mean test top-1 of the variant and of its parent over the seeds the difference pairs: the parent may
-    have finished more seeds, and its mean over those would not match Δ nor the share of errors it removes."""
-    return tuple(sum(x["by_seed"][s] for s in seeds) / len(seeds) for x in (cfg, parent))
 
 
 # ---------------------------------------------------------------- classics

@@ -111,8 +111,8 @@ def signed(v: float, d: int) -> str:
     if abs(v) < NOISE:
         return f"{0:.{d}f}"
     text = f"{v:+.{d}f}"
-    if float(text) == 0:  # a value too small for `most` decimals, or exactly 0: no sign that lies
-        return f"{v:+.1e}" if v != 0 else f"{0:.{d}f}"
+    if float(text) == 0:  # a real difference too small for `most` decimals: no sign that lies
+        return f"{v:+.1e}"
     return text
 
 

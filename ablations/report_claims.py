@@ -274,7 +274,9 @@ def _overfits(rep, claim, by_name) -> Verdict:
         return Verdict(claim, measured, "agree", f"{len(testable)} of {len(testable)} testable runs overfit", "C4",
                        notes)
     if not any(testable):
-        return Verdict(claim, measured, "disagree", f"none of {len(testable)} testable runs overfits", "C4", notes)
+        epochs = int(runs["epochs_done"].max())
+        return Verdict(claim, measured, "disagree", f"none of {len(testable)} testable runs overfits in {epochs} epochs",
+                       "C4", notes)
     return Verdict(claim, measured, "inconclusive", f"{sum(testable)} of {len(testable)} testable runs overfit",
                    "C4", notes)
 

@@ -34,10 +34,14 @@ def overfit_run(row, curves, rise: float) -> tuple:
     grew = float(loss[last]) / float(loss[best]) - 1
     train = curves["train_loss"].dropna() if "train_loss" in curves else None
     fell: Optional[bool] = None
+    text = f"eval loss {float(loss[best]):.3f} at epoch {best}, {float(loss[last]):.3f} at {last} ({100 * grew:+.0f}%)"
     if train is not None and best in train.index and last in train.index:
         fell = float(train[last]) < float(train[best])
-    text = (f"eval loss {float(loss[best]):.3f} at epoch {best}, {float(loss[last]):.3f} at {last} "
-            f"({100 * grew:+.0f}%)" + ("" if fell is None else f", train loss {'fell' if fell else 'did not fall'}"))
+        text += (f", train loss {float(train[best]):.3f} → {float(train[last]):.3f} "
+                 f"({'fell' if fell else 'did not fall'})")
+    # How far the run had fitted its training images: a run still far from it may not have reached
+    # the regime where overfitting shows, which the verdict alone would not tell.
+    text += f"; last epoch train acc {pct(row['final_train_acc'])}%, eval acc {pct(row['final_eval_acc'])}%"
     return grew >= rise and fell is not False, text
 
 

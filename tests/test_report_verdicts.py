@@ -271,6 +271,19 @@ def test_vgg_overfits_from_its_eval_loss_curve(tmp_path, eval_loss, train_acc, v
     assert (v.verdict, v.criterion) == (verdict, "C4") and why in v.why
 
 
+def test_vgg_overfit_row_shows_the_train_loss_and_how_far_the_run_fitted_its_training_images(tmp_path):
+    # A VGG13 still learning (93% train acc) whose eval loss drifts up 6% while its train loss stalls:
+    # the verdict is C4's, but the row must show the reader it had not fitted its training images.
+    path = tmp_path / "results.csv"
+    r = classic_row("vgg13", 0, 0.85, final_train_acc=0.932, final_eval_acc=0.872, epochs_done=4)
+    append_row(str(path), r)
+    write_curves(tmp_path / "logs", r["run_id"], [(2.0, 1.0), (1.0, 0.8), (0.5, 0.82), (0.6, 0.85)])
+    v = verdicts(path, tmp_path / "logs")[10]
+    assert v.verdict == "disagree" and v.why == "none of 1 testable runs overfits in 4 epochs"
+    assert v.measured == ("seed 0: eval loss 0.800 at epoch 2, 0.850 at 4 (+6%), train loss 1.000 → 0.600 (fell); "
+                          "last epoch train acc 93.2%, eval acc 87.2%")
+
+
 def test_a_sigmoid_net_that_converges_disagrees(tmp_path):
     path = trick_study(tmp_path, {"sigmoid": (0.5, 0.5, 0.5)})
     assert verdicts(path, tmp_path / "logs")[1].verdict == "disagree"

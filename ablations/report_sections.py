@@ -189,7 +189,7 @@ def classics(rep, doc: Doc):
         rows.append({
             "model": rep.label(c), "image size": f"{int(c['image_size'])} px", "runs": runs_cell(c),
             "best eval acc": pct_sd(c["best_eval_acc"], c["best_eval_acc_sd"]),
-            "best epoch": f"{num(c['best_epoch'])} of {num(c['epochs'])}" if not missing(c["best_epoch"]) else DASH,
+            "best epoch": best_epochs(rep, c),  # one per seed: a mean epoch (14.3333) is no epoch
             "final eval acc": pct_sd(c["final_eval_acc"], c["final_eval_acc_sd"]),
             "test top-1": pct_sd(c["test_acc"], c["test_acc_sd"]),
             "test top-5": pct_sd(c["test_top5"], c["test_top5_sd"]),

@@ -284,6 +284,15 @@ def test_vgg_overfit_row_shows_the_train_loss_and_how_far_the_run_fitted_its_tra
                           "last epoch train acc 93.2%, eval acc 87.2%")
 
 
+def test_classic_table_lists_each_seeds_best_epoch_not_their_mean(tmp_path):
+    path = tmp_path / "results.csv"
+    for seed, best in ((0, 3), (1, 2), (2, 2)):
+        append_row(str(path), classic_row("googlenet", seed, 0.8, best_epoch=best))
+    _, md = build(path, tmp_path / "logs", tmp_path / "out")
+    line = next(line for line in md.split("## 2. Classic networks")[1].splitlines() if line.startswith("| googlenet"))
+    assert "3, 2, 2 of 3" in [cell.strip() for cell in line.split("|")]  # the mean was '2.33333 of 3'
+
+
 def test_a_sigmoid_net_that_converges_disagrees(tmp_path):
     path = trick_study(tmp_path, {"sigmoid": (0.5, 0.5, 0.5)})
     assert verdicts(path, tmp_path / "logs")[1].verdict == "disagree"

@@ -19,7 +19,7 @@ from .report_data import TRICKS, model_order
 PRIMARY = "test_acc"
 CONFIG_KEYS = ["study", "family", "variant", "name", "image_size", "lr_decay"]
 MEANS = ("best_eval_acc", "final_eval_acc", "final_train_acc", "test_acc", "test_top5", "test_balanced_acc",
-         "images_per_s", "train_time_s", "best_epoch", "epochs_done")
+         "images_per_s", "train_time_s")  # best epochs are shown per seed (report_sections.best_epochs), not averaged
 
 
 def _by_seed(done: pd.DataFrame, column: str) -> dict:

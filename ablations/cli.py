@@ -1,16 +1,19 @@
-"""What every command line shares: paddle's environment, one-line errors with exit code 2, never a
-traceback, and flag hints.
+"""What every command line shares: paddle's environment, one-line errors with exit code 2 (1 for a full
+disk), never a traceback, and flag hints.
 
 Imports no paddle (nor paddle_cnns, which imports paddle): paddle_environment() must run before it.
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import functools
 import os
 import sys
 
 EXIT_USAGE = 2
+EXIT_FAILED = 1  # the machine, not the command: a full disk
+DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
 
 
 def fail(message: str, code: int = EXIT_USAGE):
@@ -76,7 +79,8 @@ def explain(error: CNNsError) -> str:
 
 
 def main_guard(fn):
-    """Wrap a CLI main: CNNsError and unreadable/unwritable paths become one line and exit 2."""
+    """Wrap a CLI main: CNNsError and unreadable/unwritable paths become one line and exit 2, a full
+    disk one line and exit 1."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         from paddle_cnns.errors import CNNsError  # here, not at the top: see the module docstring
@@ -87,6 +91,12 @@ def main_guard(fn):
             fail(explain(e))
         except PermissionError as e:
             fail(f"permission denied: {e.filename or e}; choose a path you can write to")
+        except OSError as e:
+            if e.errno not in DISK_FULL:
+                raise
+            where = f" writing {e.filename}" if e.filename else ""
+            fail(f"no space left on device{where}; free space there and run the same command again "
+                 "(what was written before is kept as it was)", EXIT_FAILED)
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             raise SystemExit(130)

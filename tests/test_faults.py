@@ -22,7 +22,7 @@ from visualdl import LogReader
 
 from ablations.results import read_results
 from ablations.runfolder import read_json
-from data_helpers import make_image_folder
+from data_helpers import make_caltech_tree, make_image_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # LeNet with Adam on 10 synthetic classes x 4 images: 5 steps an epoch, a few seconds a run, and
@@ -72,9 +72,9 @@ def _steps(logdir, tag="train/loss"):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
+def reference(module_dir):
     """Uninterrupted runs, seeds 0 and 1, one thread each: what every faulted run must end as."""
-    tmp = tmp_path_factory.mktemp("reference")
+    tmp = module_dir("reference")
     _run(tmp, *SMALL, "--seeds", "0,1", "--jobs", "1", "--threads", "1")
     return tmp
 
@@ -331,3 +331,39 @@ def test_a_real_full_disk_mid_run_fails_visibly_and_resume_after_freeing_space_f
     os.remove(tiny_disk / "filler")
     _run(tiny_disk, *ONE, "--resume")
     assert_as_uninterrupted(tiny_disk, reference)
+
+
+def _fill(disk, leave):
+    """Fill disk up to `leave` free bytes."""
+    stat = os.statvfs(disk)
+    with open(disk / "filler", "wb") as f:
+        f.write(b"\0" * (stat.f_bavail * stat.f_frsize - leave))
+
+
+# One quick epoch on a fake Caltech-101 folder: prepared into data/caltech16 and cached in
+# data/cache, both under the working directory (the tiny disk below).
+CALTECH = ["--variant", "lenet", "--epochs", "1", "--batch-size", "8", "--threads", "1"]
+
+
+def test_a_full_disk_while_preparing_caltech_is_one_line_and_leaves_no_half_prepared_images(tmp_path, tiny_disk):
+    tree = make_caltech_tree(str(tmp_path / "source"))
+    _fill(tiny_disk, leave=64 * 1024)  # a few of the fake JPEGs fit, not all
+    failed = _run(tiny_disk, "--data-dir", tree, *CALTECH, check=False)
+    assert failed.returncode == 1 and "Traceback" not in failed.stdout, failed.stdout
+    last = failed.stdout.strip().splitlines()[-1]
+    assert last.startswith("error: no space left on device writing data/caltech16; free space there"), last
+    assert os.listdir(tiny_disk / "data" / "caltech16") == []  # no images/, no temporaries
+
+
+def test_a_full_disk_while_caching_resized_images_is_one_line_not_a_bus_error_and_rerun_finishes(tmp_path, tiny_disk):
+    tree = make_caltech_tree(str(tmp_path / "source"))
+    # 4 MiB hold the prepared JPEGs but not the 224 px cache (about 150 KB an image, ~18 MB); the
+    # rerun needs ~230 MB (the article's LeNet at 224 px has 25 M weights: ~190 MB of checkpoints).
+    failed = _run(tiny_disk, "--data-dir", tree, *CALTECH, "--image-size", "224", check=False)
+    assert failed.returncode == 1 and "Traceback" not in failed.stdout, failed.stdout  # was -7: SIGBUS
+    assert "no space left on device writing data/cache" in failed.stdout.lower(), failed.stdout
+    assert os.listdir(tiny_disk / "data" / "cache") == []  # no half-written entry
+    assert len(os.listdir(tiny_disk / "data" / "caltech16" / "images")) == 17  # 16 classes + provenance: kept
+    subprocess.run(["mount", "-o", "remount,size=1g", str(tiny_disk)], check=True)  # space freed
+    done = _run(tiny_disk, "--data-dir", tree, *CALTECH, "--image-size", "224")
+    assert "lenet/s0/caltech16-224px: finished" in done.stdout, done.stdout

@@ -8,6 +8,7 @@ every load: a file damaged at rest (bit-rot at the same size) is rebuilt, not tr
 """
 from __future__ import annotations
 
+import errno
 import glob
 import hashlib
 import json
@@ -100,6 +101,21 @@ def load(stem: str, key: str, shape: tuple) -> tuple[np.ndarray, dict] | None:
     return array, meta
 
 
+def _reserve(path: str, where: str) -> None:
+    """Claim path's blocks on disk now. open_memmap makes a sparse file, and filling a page the disk
+    has no room for kills the process with SIGBUS, without a word; allocated first, a full disk is
+    an OSError (naming `where`) before any image is decoded."""
+    if not hasattr(os, "posix_fallocate"):  # macOS, Windows: no such call, the sparse file stays
+        return
+    with open(path, "r+b") as f:
+        try:
+            os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+        except OSError as e:
+            if e.errno in (errno.EINVAL, errno.EOPNOTSUPP, errno.ENOSYS):  # a filesystem that cannot:
+                return  # keep the sparse file, as before
+            raise OSError(e.errno, e.strerror, where) from None
+
+
 def load_or_build(cache_dir: str, name: str, key: str, shape: tuple,
                   decode: Callable[[int], np.ndarray], meta: dict, with_stats: bool = False,
                   progress=None) -> tuple[np.ndarray, dict]:
@@ -126,6 +142,7 @@ def load_or_build(cache_dir: str, name: str, key: str, shape: tuple,
     json_tmp = f"{stem}.json.tmp-{os.getpid()}"
     try:
         array = np.lib.format.open_memmap(npy_tmp, mode="w+", dtype=np.uint8, shape=tuple(shape))
+        _reserve(npy_tmp, cache_dir)
         for i in range(shape[0]):
             if progress is not None:
                 progress(f"caching {name}", i, shape[0], "images")

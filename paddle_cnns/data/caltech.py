@@ -214,6 +214,10 @@ def _write_prepared(out_dir, scan, classes, splits, stats, summary) -> None:
         os.replace(images_tmp, final_images)
         for name in texts:
             os.replace(os.path.join(out_dir, f".{name}.tmp-{pid}"), os.path.join(out_dir, name))
+    except OSError as e:
+        if e.filename is None:  # a write (a full disk, say) names no file: say where it was preparing
+            raise OSError(e.errno, e.strerror, out_dir) from None
+        raise
     finally:
         for path in written:
             if os.path.exists(path):

@@ -1,5 +1,6 @@
 """Shared test set-up: paddle's environment as the CLIs have it, every core, and the real-data switch."""
 import os
+import shutil
 import warnings
 
 import ablations  # noqa: F401  first: paddle's environment as a library user has it (logs, MKL_CBWR)
@@ -36,3 +37,21 @@ def real_archive():
     if os.environ.get("PADDLE_CNNS_REQUIRE_REAL_DATA") == "1":
         pytest.fail(f"CALTECH101_ARCHIVE={path!r} does not point at the Caltech-101 archive")
     pytest.skip("set CALTECH101_ARCHIVE to the official 101_ObjectCategories.tar.gz to run this test")
+
+
+@pytest.fixture(scope="module")
+def module_dir(tmp_path_factory, request):
+    """module_dir(name): a fresh directory for runs a module's tests share, removed after its last
+    test unless a test failed meanwhile. The article's models make checkpoints of 100-350 MB; kept
+    to the session's end, as tmp_path_factory's are, they once took 6 GB of disk, more than CI had."""
+    failed_before = request.session.testsfailed
+    made = []
+
+    def make(name):
+        made.append(tmp_path_factory.mktemp(name))
+        return made[-1]
+
+    yield make
+    if request.session.testsfailed == failed_before:
+        for path in made:
+            shutil.rmtree(path, ignore_errors=True)

@@ -63,16 +63,16 @@ def _weights(tmp):
 
 
 @pytest.fixture(scope="module")
-def one_process(tmp_path_factory):
+def one_process(module_dir):
     """The reference: one process, global batch 7, one thread (each rank below has one too)."""
-    tmp = tmp_path_factory.mktemp("one")
+    tmp = module_dir("one")
     return tmp, _ok(_run(tmp, *TINY, "--threads", "1"))
 
 
 @pytest.fixture(scope="module")
-def two_ranks(tmp_path_factory):
+def two_ranks(module_dir):
     """The same run data parallel: 2 processes over gloo, started by the --nproc-per-node shorthand."""
-    tmp = tmp_path_factory.mktemp("two")
+    tmp = module_dir("two")
     return tmp, _ok(_run(tmp, *TINY, "--nproc-per-node", "2"))
 
 

@@ -89,8 +89,8 @@ def test_default_layer_is_the_deepest_map_of_at_least_min_side_pixels():
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("runs")
+def runs(module_dir):
+    tmp = module_dir("runs")
     return [make_run(str(tmp / name), name, 32, num_classes=10, dataset="synthetic") for name in ("baseline", "gap")]
 
 

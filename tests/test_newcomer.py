@@ -187,9 +187,9 @@ def test_outcome_line_calls_a_test_split_score_test_and_an_eval_split_score_eval
 
 
 @pytest.fixture(scope="module")
-def folder_run(tmp_path_factory):
+def folder_run(module_dir):
     """One epoch on an image-folder dataset without test/, output captured as in a log file."""
-    tmp = tmp_path_factory.mktemp("folder_run")
+    tmp = module_dir("folder_run")
     data = make_image_folder(str(tmp / "images"), counts={"train": 4, "val": 2}, stray=False)
     proc = subprocess.run([sys.executable, "-m", "ablations.run", "--variant", "gap", "--dataset", "folder",
                            "--data-dir", data, "--image-size", "32", "--epochs", "1", "--batch-size", "4",

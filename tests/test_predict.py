@@ -23,9 +23,9 @@ def _cli(*args, cwd=REPO):
 
 
 @pytest.fixture(scope="module")
-def runner_run(tmp_path_factory):
+def runner_run(module_dir):
     """A real (1-epoch, tiny) run of the runner on the synthetic dataset."""
-    tmp = tmp_path_factory.mktemp("runner")
+    tmp = module_dir("runner")
     proc = subprocess.run(
         [sys.executable, "-m", "ablations.run", "--variant", "baseline", "--dataset", "synthetic", "--image-size",
          "32", "--max-per-class", "4", "--batch-size", "8", "--epochs", "1", "--logdir", str(tmp / "logs"),

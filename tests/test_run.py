@@ -54,9 +54,9 @@ def _weights(path):
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory):
+def finished(module_dir):
     """One uninterrupted 3-epoch run, shared by the tests that compare against it."""
-    tmp = tmp_path_factory.mktemp("finished")
+    tmp = module_dir("finished")
     proc = _run(tmp, "--variant", "all_tricks", "--epochs", "3", "--lr-decay", *TINY)
     return tmp, proc
 

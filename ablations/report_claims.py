@@ -182,6 +182,9 @@ def judge_gain(claim: Claim, ev: st.Evidence, p, parent_acc: float) -> tuple:
                             f"the {100 * target:.0f}% the claim implies")
     if significant and ev.mean > 0:
         return "agree", f"significantly better, and the interval reaches the claimed {100 * target:.0f}%"
+    if ev.ci is not None and (ev.ci[0] > 0 or ev.ci[1] < 0):  # possible with one seed: McNemar vs bootstrap
+        return "inconclusive", (f"not significant (p {pvalue(p)}), though the interval excludes no difference; "
+                                "it reaches the claimed size")
     return "inconclusive", "the interval holds both no difference and the claimed size"
 
 

@@ -200,8 +200,9 @@ def make_figures(rep, out: str) -> dict[str, tuple[str, str]]:
         deltas(os.path.join(out, "trick_deltas.png"), bars, deltas_title(rep))
         made["trick_deltas.png"] = ("Trick deltas with 95% intervals",
                                     "Δ test top-1 of each trick variant against its parent, paired by seed; "
-                                    "error bars are the 95% intervals the verdicts use (seeds × images where "
-                                    "predictions were stored, else over seeds; none with one seed); colour: "
+                                    "error bars are the 95% intervals the verdicts use (spanning the seeds' "
+                                    "t-interval and the bootstrap over seeds × images where predictions were "
+                                    "stored, else over seeds; none with one seed); colour: "
                                     "the Holm-adjusted verdict.")
     else:
         rep.figure_notes.append("No trick-delta chart: no variant has a finished run paired with its parent.")

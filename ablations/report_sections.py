@@ -96,7 +96,9 @@ def predictions_note(rep, doc: Doc):
     text = (f"**Per-image predictions**: stored for {len(have)} of {plural(len(finished), 'finished run')} "
             "(beside the results store, in `predictions/`). Comparisons pair the two runs image by image: exact "
             "McNemar tests on the images one run got right and the other wrong, and 95% intervals from a bootstrap "
-            "over seeds × images, which hold the test-set noise as well as the seeds'.")
+            "over seeds × images, which hold the test-set noise as well as the seeds'. With several seeds a "
+            "verdict's interval spans both that bootstrap and the seeds' t-interval (a value is ruled out only "
+            "when both rule it out): resampling as few as three seeds understates their spread.")
     if rep.no_predictions:
         text += " Without usable predictions: " + "; ".join(
             f"`{r}` ({why})" for r, why in sorted(rep.no_predictions.items())) + "."
@@ -258,7 +260,8 @@ def comparison_table(rep, doc: Doc):
           "accuracy. Where both runs stored per-image predictions, the seeds × images interval is a bootstrap over "
           "seeds and test images, and the McNemar p pools the images one run got right and the other wrong. The "
           "comparison's p is the seed-level t-test's, or with predictions the larger of it and McNemar's (the "
-          "difference must hold across seeds and across images). **Holm p** adjusts it for the table's "
+          "difference must hold across seeds and across images); likewise the interval the claims and the deltas figure use "
+          "spans both intervals. **Holm p** adjusts it for the table's "
           f"{plural(len(rep.comparisons), 'comparison')}; verdict: helps or hurts when Holm p < 0.05, else "
           "inconclusive (one seed without predictions: no test, inconclusive (n=1)). Best epochs: each seed's epoch of best eval "
           "accuracy on the paired seeds, the checkpoint tested (the last epoch: still improving). Caveats come from the runs "

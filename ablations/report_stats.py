@@ -160,14 +160,19 @@ def evidence(seeds: Paired, images: Optional[ImageTest]) -> Evidence:
     """Combine the seed-level and image-level tests.
 
     With both, p is the larger of the two (an intersection-union test: a difference counts only
-    if it holds across training seeds and across test images) and the interval is the bootstrap
-    over seeds x images. With seeds only (no stored predictions): the t-test and t-interval. With
-    one seed and predictions: McNemar and a bootstrap over images (test-set noise only).
+    if it holds across training seeds and across test images) and the interval, in the same
+    spirit, spans both the seeds' t-interval and the bootstrap over seeds x images: a value is
+    ruled out only when both rule it out. The bootstrap alone is too narrow with a few seeds
+    (resampling 3 seeds understates their spread by a factor sqrt(2/3) and uses normal rather
+    than t quantiles), so it could exclude 0 where the seeds' t-test finds nothing. With seeds
+    only (no stored predictions): the t-test and t-interval. With one seed and predictions:
+    McNemar and a bootstrap over images (test-set noise only).
     """
     if images is not None and images.seeds != seeds.seeds:
         images = None  # predictions for only some of the paired seeds: not the same comparison
     if images is not None and seeds.p is not None:
-        return Evidence(seeds, images, max(seeds.p, images.p), "seeds and images", images.ci)
+        span = (min(seeds.ci[0], images.ci[0]), max(seeds.ci[1], images.ci[1]))
+        return Evidence(seeds, images, max(seeds.p, images.p), "seeds and images", span)
     if seeds.p is not None:
         return Evidence(seeds, None, seeds.p, "seeds", seeds.ci)
     if images is not None:

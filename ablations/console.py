@@ -135,5 +135,9 @@ def describe(o: dict) -> str:
             acc = (f", test acc {o['test_acc']:.3f}" if split == "test" else
                    f", {split} acc of the best checkpoint {o['test_acc']:.3f} (no test split)")
         again = " (already; --force retrains it)" if o.get("skipped") else ""
+        if o.get("recorded"):
+            again = (f" (already: recorded in {o['recorded']}, its checkpoint folder is gone; "
+                     "--force retrains it)")
         return f"{o['run_id']}: finished{again}, best eval acc {o['best_eval_acc']:.3f}{acc}"
-    return f"{o['run_id']}: {o.get('status')}" + (f" - {o['error']}" if o.get("error") else "")
+    again = f" (already: recorded in {o['recorded']}; --force retrains it)" if o.get("recorded") else ""
+    return f"{o['run_id']}: {o.get('status')}{again}" + (f" - {o['error']}" if o.get("error") else "")

@@ -226,6 +226,36 @@ def _append_once(path: str, row: dict, line: str):
                 fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def recorded_final(path: str | None, run_id: str, identity: dict) -> dict | None:
+    """The store's last final row (finished or diverged) of this run with exactly these settings.
+
+    Cells are compared as they are written. The data's fingerprint counts only when both sides
+    have it (before the data is loaded a run's is not known yet); None when the store is missing,
+    unreadable or not ours: the caller then knows nothing of the run.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            text = f.read()
+        if not _current_header(text.partition("\n")[0] + "\n"):
+            text = upgraded_text(text)[0]
+    except (OSError, TypeError, UnicodeDecodeError, CNNsError):
+        return None
+    header, good, _ = parse_store(text)
+    wanted = {k: str(_format(v)) for k, v in identity.items() if k != "data_dir"}
+    if not wanted.get("data_fingerprint"):
+        wanted.pop("data_fingerprint", None)
+    found = None
+    for fields in good:
+        row = dict(zip(header, fields))
+        if row.get("run_id") != run_id or row.get("status") not in FINAL_STATUSES:
+            continue
+        if not row.get("data_fingerprint"):
+            row["data_fingerprint"] = wanted.get("data_fingerprint")
+        if all(row.get(k, v) == v for k, v in wanted.items()):
+            found = row
+    return found
+
+
 def upgraded_text(text: str) -> tuple[str, str]:
     """(today's CSV text of an earlier schema's store, the schema it had); CNNsError if it is not ours.
 

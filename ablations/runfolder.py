@@ -12,7 +12,7 @@ from paddle_cnns.checkpoint import read_manifest
 from paddle_cnns.errors import UsageError
 
 from .config import RunConfig, Session
-from .results import append_row
+from .results import append_row, recorded_final
 
 try:
     import fcntl
@@ -240,6 +240,11 @@ def triage(cfg: RunConfig, paths: RunPaths, session: Session) -> str:
         return "force"
     saved = read_json(paths.config)
     if saved is None:
+        # No folder, but the results store holds this run's final row: its checkpoints were removed
+        # (to free space) or never came along (a clone of the results). Training it again would
+        # replace the recorded run's curves and predictions, so it counts as done; --force retrains.
+        if recorded_final(session.results, cfg.run_id, cfg.identity()) is not None:
+            return "skip"
         return "fresh"
     mine = cfg.identity()
     # A setting added after the folder was written (e.g. stream) counts as its default there.
@@ -261,10 +266,19 @@ def triage(cfg: RunConfig, paths: RunPaths, session: Session) -> str:
     return "fresh"
 
 
-def skip_outcome(paths: RunPaths, session: Session) -> dict:
+def skip_outcome(cfg: RunConfig, paths: RunPaths, session: Session) -> dict:
     """A done run's saved outcome. Its results row goes into the session's store unless it is
-    there already: a finished run pointed at a new --results is recorded there too, once."""
-    outcome = dict(read_json(paths.outcome) or {})
+    there already: a finished run pointed at a new --results is recorded there too, once. A run
+    known only from the store (its folder gone) is described from its row there."""
+    outcome = read_json(paths.outcome)
+    if outcome is None:
+        row = recorded_final(session.results, cfg.run_id, cfg.identity()) or {}
+        number = (lambda k: float(row[k]) if row.get(k) else None)
+        return {"run_id": cfg.run_id, "status": row.get("status"), "error": row.get("error") or "",
+                "attempt": row.get("attempt"), "best_eval_acc": number("best_eval_acc"),
+                "test_acc": number("test_acc"), "test_split": row.get("test_split") or None,
+                "wall_time_s": number("wall_time_s"), "skipped": True, "recorded": session.results}
+    outcome = dict(outcome)
     row = outcome.pop("row", None)
     if row:
         append_row(session.results, row)

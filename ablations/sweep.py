@@ -87,7 +87,7 @@ def run_packed(runs: list, session: Session, jobs: int, stop: StopFlag, devices:
                 break
             if worker is None:
                 pool.release(device)
-                outcomes[cfg.run_id] = skip_outcome(paths, session)
+                outcomes[cfg.run_id] = skip_outcome(cfg, paths, session)
                 print(f"[{started}/{total}] {describe(outcomes[cfg.run_id])}", flush=True)
                 continue
             proc, log = worker

@@ -286,7 +286,7 @@ def run_here(cfg: RunConfig, session: Session, stop: StopFlag) -> dict:
             mode = MODES[int(world.all_sum([MODES.index(mode) if main else 0])[0])]
         if mode == "skip":
             if main:
-                return skip_outcome(paths, session)
+                return skip_outcome(cfg, paths, session)
             return {**{k: v for k, v in (read_json(paths.outcome) or {}).items() if k != "row"}, "skipped": True}
         started = time.time()
         try:

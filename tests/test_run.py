@@ -132,6 +132,31 @@ def test_finished_run_is_not_retrained_and_force_retrains(finished, tmp_path):
     assert len(new_log) == 1 and new_log != old_log
 
 
+@pytest.mark.slow
+def test_a_recorded_run_whose_checkpoint_folder_is_gone_is_not_retrained_over_its_logs(finished, tmp_path):
+    # Checkpoints are large and live outside the repository: a user frees the space, or clones
+    # the committed results and logs, and runs the study's command again.
+    tmp, _ = finished
+    work = tmp_path / "copy"
+    shutil.copytree(tmp, work)
+    shutil.rmtree(work / "ckpt")
+    logs = {p: open(p, "rb").read() for p in glob.glob(str(work / "logs" / "**" / "*"), recursive=True)
+            if os.path.isfile(p)}
+    args = ["--variant", "all_tricks", "--epochs", "3", "--lr-decay", *TINY]
+    again = _run(work, *args)
+    assert "epoch 1/3" not in again.stdout
+    assert f"finished (already: recorded in {work / 'results.csv'}, its checkpoint folder is gone; " \
+           "--force retrains it), best eval acc" in again.stdout
+    packed = _run(work, *args, "--seeds", "0,1", "--jobs", "2")  # the packed path: seed 0 skipped, seed 1 trains
+    assert "started all_tricks+lrdecay/s1" in packed.stdout and "started all_tricks+lrdecay/s0" not in packed.stdout
+    for path, data in logs.items():  # the recorded run's curves and predictions, byte for byte
+        assert open(path, "rb").read() == data, path
+    rows = read_results(str(work / "results.csv"))
+    assert list(rows["seed"]) == [0, 1] and not glob.glob(str(work / "ckpt" / RUN_ID / "*.pd*"))
+    forced = _run(work, *args, "--force")
+    assert "epoch 3/3" in forced.stdout and len(read_results(str(work / "results.csv"))) == 3
+
+
 def _train_until(tmp, args, fault):
     """Run with a fault injected at a named point (ablations.faults); return exit code and output."""
     proc = subprocess.run(_cli(tmp, *args), cwd=tmp, env={**_env(), "PADDLE_CNNS_FAULT": fault},

@@ -168,6 +168,16 @@ def read_curves(folder: str) -> tuple[pd.DataFrame | None, str]:
     return curves, ""
 
 
+def _same_attempt(curves: pd.DataFrame, epochs_done) -> tuple[pd.DataFrame | None, str]:
+    """A finished run's log must hold epochs 1..epochs_done, as its row says; anything else is
+    another attempt's log (one started over the folder and stopped), not this run's curve."""
+    if epochs_done is None or list(curves.index) == list(range(1, int(epochs_done) + 1)):
+        return curves, ""
+    held = f"epochs {curves.index[0]}–{curves.index[-1]}" if len(curves) > 1 else f"epoch {curves.index[0]}"
+    return None, (f"its VisualDL log holds {held}, its results row says {int(epochs_done)} finished: the log "
+                  "of another attempt (restore the run's log, or retrain it with --force)")
+
+
 def load_curves(runs: pd.DataFrame, logdir: str) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
     """run_id -> curves, and run_id -> why it has none (for the runs that have no curves)."""
     curves, missing = {}, {}
@@ -175,6 +185,8 @@ def load_curves(runs: pd.DataFrame, logdir: str) -> tuple[dict[str, pd.DataFrame
         if row["status"] == "failed":
             continue  # a failed run may have died before logging anything; it is listed as failed
         c, why = read_curves(run_logdir(row, logdir))
+        if c is not None and row["status"] == "finished":
+            c, why = _same_attempt(c, number(row["epochs_done"]))
         if c is None:
             missing[row["run_id"]] = why
         else:

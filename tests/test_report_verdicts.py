@@ -1,5 +1,6 @@
 """The report's statistics and each claim's verdict paths, checked against numbers worked out by hand."""
 import math
+import os
 import statistics
 
 import numpy as np
@@ -120,6 +121,24 @@ def test_with_three_seeds_an_interval_excludes_no_difference_only_when_the_seeds
     assert images.ci[0] > 0 and images.p < 0.05 and seeds.p > 0.05 and seeds.ci[0] < 0
     both = evidence(seeds, images)
     assert both.p == seeds.p and both.ci[0] == seeds.ci[0] < 0 < both.ci[1]
+
+
+def test_a_finished_runs_log_from_another_attempt_is_not_drawn_as_its_curve(tmp_path):
+    from visualdl import LogWriter
+    from ablations.vdl import SCALAR_TAGS
+
+    results = tmp_path / "results.csv"
+    append_row(str(results), row("baseline", 0, 0.5))  # finished, 3 epochs done
+    runs = data.load_runs(str(results))
+    folder = data.run_logdir(runs.iloc[0], str(tmp_path / "logs"))
+    os.makedirs(folder)
+    with LogWriter(logdir=folder) as w:  # a later attempt, stopped after its first epoch
+        for key, tag in SCALAR_TAGS.items():
+            w.add_scalar(tag, 0.5, 1)
+    curves, missing = data.load_curves(runs, str(tmp_path / "logs"))
+    run_id = runs.iloc[0]["run_id"]
+    assert run_id not in curves
+    assert missing[run_id].startswith("its VisualDL log holds epoch 1, its results row says 3 finished")
 
 
 # ---------------------------------------------------------------- claims, by hand
@@ -284,7 +303,7 @@ def test_bn_lifts_vgg_is_judged_on_the_articles_bn_placement(tmp_path):
 ])
 def test_vgg_overfits_from_its_eval_loss_curve(tmp_path, eval_loss, train_acc, verdict, why):
     path = tmp_path / "results.csv"
-    r = classic_row("vgg13", 0, 0.6, final_train_acc=train_acc)
+    r = classic_row("vgg13", 0, 0.6, final_train_acc=train_acc, epochs_done=4)
     append_row(str(path), r)
     write_curves(tmp_path / "logs", r["run_id"], list(zip((2.0, 1.5, 1.0, 0.5), eval_loss)))
     v = verdicts(path, tmp_path / "logs")[10]

@@ -128,16 +128,14 @@ class Progress:
 def describe(o: dict) -> str:
     """One line for a run's outcome. The final score names its split: a dataset without a test split
     is scored on its eval split, and the line must not call that a test accuracy."""
+    recorded = (f" (already: recorded in {o['recorded']}, its checkpoint folder is gone; --force retrains it)"
+                if o.get("recorded") else "")
     if o.get("status") == "finished":
         acc = ""
         if o.get("test_acc") is not None:
             split = o.get("test_split") or "test"
             acc = (f", test acc {o['test_acc']:.3f}" if split == "test" else
                    f", {split} acc of the best checkpoint {o['test_acc']:.3f} (no test split)")
-        again = " (already; --force retrains it)" if o.get("skipped") else ""
-        if o.get("recorded"):
-            again = (f" (already: recorded in {o['recorded']}, its checkpoint folder is gone; "
-                     "--force retrains it)")
+        again = recorded or (" (already; --force retrains it)" if o.get("skipped") else "")
         return f"{o['run_id']}: finished{again}, best eval acc {o['best_eval_acc']:.3f}{acc}"
-    again = f" (already: recorded in {o['recorded']}; --force retrains it)" if o.get("recorded") else ""
-    return f"{o['run_id']}: {o.get('status')}{again}" + (f" - {o['error']}" if o.get("error") else "")
+    return f"{o['run_id']}: {o.get('status')}{recorded}" + (f" - {o['error']}" if o.get("error") else "")

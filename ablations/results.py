@@ -242,16 +242,13 @@ def recorded_final(path: str | None, run_id: str, identity: dict) -> dict | None
         return None
     header, good, _ = parse_store(text)
     wanted = {k: str(_format(v)) for k, v in identity.items() if k != "data_dir"}
-    if not wanted.get("data_fingerprint"):
-        wanted.pop("data_fingerprint", None)
     found = None
     for fields in good:
         row = dict(zip(header, fields))
         if row.get("run_id") != run_id or row.get("status") not in FINAL_STATUSES:
             continue
-        if not row.get("data_fingerprint"):
-            row["data_fingerprint"] = wanted.get("data_fingerprint")
-        if all(row.get(k, v) == v for k, v in wanted.items()):
+        both = row.get("data_fingerprint") and wanted.get("data_fingerprint")  # else not compared
+        if all(row.get(k, v) == v for k, v in wanted.items() if both or k != "data_fingerprint"):
             found = row
     return found
 

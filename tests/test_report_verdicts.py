@@ -133,7 +133,7 @@ def test_a_finished_runs_log_from_another_attempt_is_not_drawn_as_its_curve(tmp_
     folder = data.run_logdir(runs.iloc[0], str(tmp_path / "logs"))
     os.makedirs(folder)
     with LogWriter(logdir=folder) as w:  # a later attempt, stopped after its first epoch
-        for key, tag in SCALAR_TAGS.items():
+        for tag in SCALAR_TAGS.values():
             w.add_scalar(tag, 0.5, 1)
     curves, missing = data.load_curves(runs, str(tmp_path / "logs"))
     run_id = runs.iloc[0]["run_id"]
